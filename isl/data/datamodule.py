@@ -1,0 +1,143 @@
+"""StrokeDataModule: padded batches of stroke sequences under a curriculum that can change mid-run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from isl.data.curriculum import CurriculumBatchSampler, CurriculumState
+from isl.data.sequences import StrokeSet
+
+
+@dataclass
+class StrokeBatch:
+    """Sequences padded to the longest in the batch (after curriculum truncation).
+
+    ``steps[..., :2]`` are offsets divided by the DataModule's ``offset_scale`` (pixels per
+    unit); ``steps[..., 2:]`` the end-of-stroke and end-of-digit flags. Padding is zero and
+    ``mask`` is False there. ``n_points`` counts the real steps, the paper's unit of progress.
+    """
+
+    steps: torch.Tensor    # (B, T, 4) float32
+    mask: torch.Tensor     # (B, T) bool
+    lengths: torch.Tensor  # (B,) int64
+    labels: torch.Tensor   # (B,) int64
+    indices: torch.Tensor  # (B,) int64, positions in the split
+    n_points: int
+    version: int           # curriculum version the batch was drawn under
+    epoch: int             # sampler pass it was drawn in (-1 for test batches)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+
+class _Indices(Dataset):
+    """Hands the batch sampler's indices straight to ``collate``, which gathers in one go."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+class StrokeDataModule(L.LightningDataModule):
+    def __init__(self, source, num_train: int | None = 10_000, num_test: int | None = 5_000,
+                 max_length: int = 100, batching: dict | None = None, test_batch_size: int = 500,
+                 seed: int = 0):
+        super().__init__()
+        for key, value in (("num_train", num_train), ("num_test", num_test)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"data.{key} must be a positive integer or null (all), got {value!r}")
+        if not isinstance(max_length, int) or max_length < 2:
+            raise ValueError(f"data.max_length must be an integer >= 2, got {max_length!r}")
+        self.source = source
+        self.num_train, self.num_test = num_train, num_test
+        self.max_length = max_length
+        self.batching = dict(batching or {"by": "sequences", "size": 50})
+        self.test_batch_size = test_batch_size
+        self.seed = seed
+        self.curriculum = CurriculumState()
+        self.train: StrokeSet | None = None
+        self.test: StrokeSet | None = None
+        self.sampler: CurriculumBatchSampler | None = None
+
+    # --- data -------------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Build (or download and build) the sequences once; ``setup`` then reads the cache."""
+        for split in ("train", "test"):
+            self.source.load(split)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train is not None:
+            return
+        self.train = self.source.load("train", self.num_train)
+        self.test = self.source.load("test", self.num_test)
+        # Scale offsets to unit spread; row 0 of each sequence (the start point) is not an offset.
+        is_offset = np.ones(len(self.train.steps), bool)
+        is_offset[self.train.starts[:-1]] = False
+        spread = self.train.steps[is_offset, :2].astype(np.float64).std(axis=0)
+        self.offset_scale = torch.tensor(spread, dtype=torch.float32)
+        self.sampler = CurriculumBatchSampler(self.train.lengths, self.train.labels, self.curriculum,
+                                              seed=self.seed, **self.batching)
+
+    def collate(self, indices, strokes: StrokeSet | None = None, max_length: int | None = None) -> StrokeBatch:
+        strokes = self.train if strokes is None else strokes
+        indices = np.asarray(indices, dtype=np.int64)
+        limit = self.max_length if max_length is None else min(max_length, self.max_length)
+        lengths = np.minimum(strokes.lengths[indices], limit)
+        width = int(lengths.max())
+        t = np.arange(width)
+        mask = t[None, :] < lengths[:, None]
+        rows = np.where(mask, strokes.starts[indices][:, None] + t[None, :], 0)
+        steps = torch.from_numpy(strokes.steps[rows].astype(np.float32))
+        steps[~torch.from_numpy(mask)] = 0
+        steps[..., :2] /= self.offset_scale
+        return StrokeBatch(steps=steps, mask=torch.from_numpy(mask),
+                           lengths=torch.from_numpy(lengths), labels=torch.from_numpy(
+                               strokes.labels[indices].astype(np.int64)),
+                           indices=torch.from_numpy(indices), n_points=int(lengths.sum()),
+                           version=self.curriculum.version,
+                           epoch=self.sampler.epoch if strokes is self.train else -1)
+
+    def _train_collate(self, indices) -> StrokeBatch:
+        return self.collate(indices, max_length=self.curriculum.max_length)
+
+    def train_dataloader(self) -> DataLoader:
+        # In-process, on purpose: a batch is one numpy gather, and the curriculum state lives here.
+        return DataLoader(_Indices(len(self.train)), batch_sampler=self.sampler,
+                          collate_fn=self._train_collate)
+
+    def test_dataloader(self) -> DataLoader:
+        """The fixed test subset at full length, in order, without curriculum."""
+        return DataLoader(_Indices(len(self.test)), batch_size=self.test_batch_size,
+                          collate_fn=lambda idx: self.collate(idx, self.test))
+
+    val_dataloader = test_dataloader
+
+    def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        # Lightning fetches a batch ahead; one drawn before a curriculum change is redrawn here,
+        # so the change applies to the very next training step.
+        if (isinstance(batch, StrokeBatch) and self.trainer is not None and self.trainer.training
+                and batch.version != self.curriculum.version):
+            self.sampler.give_back(batch.indices.numpy(), batch.epoch)
+            batch = self._train_collate(self.sampler.next_batch())
+        return batch
+
+    # --- curriculum: ``dm.curriculum.max_length = 4`` etc.; saved with checkpoints -------------
+    def state_dict(self) -> dict:
+        return {"curriculum": self.curriculum.state_dict(),
+                "sampler": self.sampler.state_dict() if self.sampler else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.curriculum.load_state_dict(state["curriculum"])
+        if state["sampler"] is not None:
+            self.setup()
+            self.sampler.load_state_dict(state["sampler"])

@@ -1,0 +1,56 @@
+"""Shared fixtures: where the real data is, and small real stroke sets built from it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from isl.data import builder, mnist
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+
+
+def real_mnist_dir() -> Path | None:
+    """The real MNIST files: $ISL_MNIST_DIR, else shared/data/mnist beside the repository."""
+    env = os.environ.get("ISL_MNIST_DIR")
+    directory = Path(env) if env else SHARED / "mnist"
+    return directory if all((directory / name).is_file() for name in mnist.ALL_FILES) else None
+
+
+MNIST_DIR = real_mnist_dir()
+SAMPLES_DIR = SHARED / "stroke-samples"
+needs_mnist = pytest.mark.skipif(MNIST_DIR is None, reason="real MNIST files not found: set "
+                                 "ISL_MNIST_DIR or provide ../shared/data/mnist")
+needs_samples = pytest.mark.skipif(not SAMPLES_DIR.is_dir(),
+                                   reason="../shared/data/stroke-samples not found")
+
+
+@pytest.fixture(scope="session")
+def mnist_images():
+    """(train images, train labels, test images, test labels) of the real MNIST files."""
+    if MNIST_DIR is None:
+        pytest.skip("real MNIST files not found: set ISL_MNIST_DIR or provide ../shared/data/mnist")
+    return (*mnist.load_split(MNIST_DIR, "train"), *mnist.load_split(MNIST_DIR, "test"))
+
+
+class InMemorySource:
+    """A data source (the ``load(split, limit)`` protocol) over already built StrokeSets."""
+
+    def __init__(self, train, test):
+        self.splits = {"train": train, "test": test}
+
+    def load(self, split, limit=None):
+        strokes = self.splits[split]
+        return strokes if limit is None else strokes.head(limit)
+
+
+@pytest.fixture(scope="session")
+def real_source(mnist_images):
+    """The first 2,000 training and 500 test images of MNIST, built by the real builder."""
+    train_x, train_y, test_x, test_y = mnist_images
+    return InMemorySource(builder.build(train_x[:2000], train_y[:2000], workers=1),
+                          builder.build(test_x[:500], test_y[:500], workers=1))

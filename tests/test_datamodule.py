@@ -1,0 +1,230 @@
+"""StrokeDataModule and its curriculum: state semantics, both batching modes, mid-run changes, resume."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from isl.data.curriculum import CurriculumBatchSampler, CurriculumState
+from isl.data.datamodule import StrokeBatch, StrokeDataModule
+
+
+def make_dm(source, **kwargs) -> StrokeDataModule:
+    kwargs.setdefault("num_train", 1000)
+    kwargs.setdefault("num_test", 300)
+    dm = StrokeDataModule(source, **kwargs)
+    dm.setup()
+    return dm
+
+
+def draw(dm, n):
+    it = iter(dm.train_dataloader())
+    return [next(it) for _ in range(n)]
+
+
+# --- curriculum state ------------------------------------------------------------------------
+def test_state_changes_bump_the_version_only_when_a_value_changes():
+    state = CurriculumState()
+    assert (state.max_length, state.num_sequences, state.version) == (None, None, 0)
+    state.max_length = 4
+    state.max_length = 4
+    state.classes = [3, 1, 1]
+    assert state.classes == (1, 3) and state.version == 2
+
+
+@pytest.mark.parametrize("key, value", [("max_length", 0), ("max_length", 2.5), ("num_sequences", -3),
+                                        ("classes", []), ("classes", [3, 10]), ("max_length", True)])
+def test_invalid_curriculum_values_are_refused_naming_the_key(key, value):
+    with pytest.raises(ValueError, match=key):
+        setattr(CurriculumState(), key, value)
+
+
+# --- batching ----------------------------------------------------------------------------------
+def test_batches_carry_padded_normalised_steps_and_real_point_counts(real_source):
+    dm = make_dm(real_source)
+    batch = draw(dm, 1)[0]
+    assert isinstance(batch, StrokeBatch) and len(batch) == 50
+    assert batch.steps.shape == (50, int(batch.lengths.max()), 4)
+    assert batch.n_points == int(batch.mask.sum()) == int(batch.lengths.sum())
+    assert not batch.steps[~batch.mask].any()                      # padding is zero
+    for row, i in enumerate(batch.indices.tolist()):
+        seq = dm.train.sequence(i)
+        pixels = batch.steps[row, :len(seq)].clone()
+        pixels[:, :2] *= dm.offset_scale
+        assert torch.allclose(pixels, torch.from_numpy(seq).float(), atol=1e-4)
+        assert batch.labels[row] == dm.train.labels[i]
+    offsets = torch.cat([batch.steps[r, 1:batch.lengths[r], :2] for r in range(len(batch))])
+    assert 0.5 < float(offsets.std()) < 2                          # unit-scale inputs
+
+
+def test_by_sequences_visits_every_sequence_once_per_pass(real_source):
+    dm = make_dm(real_source, batching={"by": "sequences", "size": 64})
+    batches = draw(dm, 16)                                        # 1000 = 15 x 64 + 40
+    assert [len(b) for b in batches] == [64] * 15 + [40]
+    seen = np.concatenate([b.indices.numpy() for b in batches])
+    assert sorted(seen.tolist()) == list(range(1000))
+
+
+def test_by_points_respects_the_budget_and_drops_nothing(real_source):
+    dm = make_dm(real_source, batching={"by": "points", "size": 2000})
+    sampler = dm.sampler
+    batches, seen = [], []
+    while sum(len(b) for b in batches) < 1000:
+        batches.append(sampler.next_batch())
+    for i, b in enumerate(batches):
+        points = dm.train.lengths[b].sum()
+        assert points <= 2000
+        if i < len(batches) - 1:                                   # full: the next would not fit
+            assert points + dm.train.lengths[batches[i + 1][0]] > 2000
+        seen.extend(b.tolist())
+    assert sorted(seen) == list(range(1000))
+    assert np.mean([len(b) for b in batches[:-1]]) > 40            # ~2000 / 40 points per sequence
+
+
+def test_by_points_packs_more_sequences_when_truncated(real_source):
+    dm = make_dm(real_source, batching={"by": "points", "size": 2000})
+    dm.curriculum.max_length = 2
+    batch = draw(dm, 1)[0]
+    assert len(batch) == 1000 and batch.n_points == 2000 and batch.steps.shape[1] == 2
+
+
+def test_order_is_seeded(real_source):
+    a = [b.indices.tolist() for b in draw(make_dm(real_source, seed=7), 3)]
+    b = [b.indices.tolist() for b in draw(make_dm(real_source, seed=7), 3)]
+    c = [b.indices.tolist() for b in draw(make_dm(real_source, seed=8), 3)]
+    assert a == b and a != c
+
+
+def test_a_sequence_longer_than_the_points_budget_still_gets_a_batch():
+    lengths = np.array([5, 300, 5])
+    state = CurriculumState()
+    sampler = CurriculumBatchSampler(lengths, np.zeros(3, np.uint8), state, by="points", size=100)
+    batches = [sampler.next_batch().tolist() for _ in range(2)]
+    assert sorted(sum(batches, [])) == [0, 1, 2] and [1] in batches
+
+
+@pytest.mark.parametrize("by, size", [("tokens", 50), ("points", 0), ("sequences", 2.5)])
+def test_bad_batching_is_refused_naming_the_key(real_source, by, size):
+    with pytest.raises(ValueError, match="batching"):
+        make_dm(real_source, batching={"by": by, "size": size})
+
+
+# --- curriculum applied to batches -------------------------------------------------------------
+def test_max_length_truncates_from_the_next_batch(real_source):
+    dm = make_dm(real_source)
+    it = iter(dm.train_dataloader())
+    assert next(it).steps.shape[1] > 20
+    dm.curriculum.max_length = 4
+    batch = next(it)
+    assert batch.steps.shape[1] == 4 and batch.n_points == 4 * len(batch)
+    assert batch.steps[:, 3, 2:].sum() < len(batch)            # truncated, not re-ended
+
+
+def test_classes_and_num_sequences_restrict_the_sequences_used(real_source):
+    dm = make_dm(real_source)
+    it = iter(dm.train_dataloader())
+    next(it)
+    dm.curriculum.classes = [0, 1]
+    labels = torch.cat([next(it).labels for _ in range(5)])
+    assert set(labels.tolist()) == {0, 1}
+    dm.curriculum.classes = range(10)
+    dm.curriculum.num_sequences = 10
+    batches = [next(it) for _ in range(3)]
+    assert all(sorted(b.indices.tolist()) == list(range(10)) for b in batches)  # 10 per pass
+
+
+def test_num_sequences_counts_within_the_allowed_classes(real_source):
+    dm = make_dm(real_source)
+    dm.curriculum.classes = [7]
+    dm.curriculum.num_sequences = 5
+    batch = draw(dm, 1)[0]
+    sevens = np.flatnonzero(dm.train.labels == 7)[:5]
+    assert sorted(batch.indices.tolist()) == sevens.tolist()
+
+
+class _Recorder(L.LightningModule):
+    """Trains a single weight on the batches it is given and records their shape."""
+
+    def __init__(self, change_at: int, **change):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(4))
+        self.change_at, self.change, self.seen = change_at, change, []
+
+    def training_step(self, batch, batch_idx):
+        self.seen.append((batch.steps.shape[1], set(batch.labels.tolist()), batch.indices.tolist()))
+        return (batch.steps * self.w).sum() / batch.n_points
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        if batch_idx == self.change_at:
+            for key, value in self.change.items():
+                setattr(self.trainer.datamodule.curriculum, key, value)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def fit(dm, model, steps):
+    trainer = L.Trainer(max_steps=steps, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                        limit_val_batches=0, accelerator="cpu")
+    trainer.fit(model, datamodule=dm)
+
+
+def test_a_change_made_during_training_applies_to_the_very_next_step(real_source):
+    """Lightning draws a batch ahead; the stale one is redrawn, and its sequences are not lost."""
+    dm = StrokeDataModule(real_source, num_train=1000, num_test=100)
+    model = _Recorder(change_at=2, max_length=3)
+    fit(dm, model, steps=20)
+    widths = [w for w, _, _ in model.seen]
+    assert min(widths[:3]) > 3 and set(widths[3:]) == {3}
+    first_pass = [i for _, _, idx in model.seen for i in idx][:1000]
+    assert sorted(first_pass) == list(range(1000))           # the redrawn batches dropped nothing
+
+
+def test_a_class_change_during_training_applies_to_the_very_next_step(real_source):
+    dm = StrokeDataModule(real_source, num_train=1000, num_test=100)
+    model = _Recorder(change_at=1, classes=[4])
+    fit(dm, model, steps=6)
+    assert all(labels == {4} for _, labels, _ in model.seen[2:])
+
+
+def test_curriculum_and_data_order_survive_state_dict_round_trip(real_source):
+    dm = make_dm(real_source, batching={"by": "points", "size": 500})
+    dm.curriculum.max_length = 8
+    dm.curriculum.classes = [2, 3, 5]
+    it = iter(dm.train_dataloader())
+    for _ in range(7):
+        next(it)
+    state = dm.state_dict()
+    expected = [next(it).indices.tolist() for _ in range(20)]  # runs past the end of a pass
+
+    resumed = StrokeDataModule(real_source, num_train=1000, num_test=300,
+                               batching={"by": "points", "size": 500})
+    resumed.load_state_dict(state)
+    assert resumed.curriculum == dm.curriculum
+    it = iter(resumed.train_dataloader())
+    assert [next(it).indices.tolist() for _ in range(20)] == expected
+
+
+# --- splits -------------------------------------------------------------------------------------
+def test_test_loader_is_the_fixed_subset_at_full_length_in_order(real_source):
+    dm = make_dm(real_source, test_batch_size=128)
+    dm.curriculum.max_length = 2                  # the curriculum never touches the test set
+    batches = list(dm.test_dataloader())
+    assert torch.cat([b.indices for b in batches]).tolist() == list(range(300))
+    assert torch.cat([b.lengths for b in batches]).tolist() == dm.test.lengths.tolist()
+
+
+def test_sequences_longer_than_max_length_are_truncated(real_source):
+    dm = make_dm(real_source, max_length=30)
+    batches = draw(dm, 20)
+    assert max(b.steps.shape[1] for b in batches) == 30
+    assert max(int(b.lengths.max()) for b in batches) == 30
+
+
+@pytest.mark.parametrize("key, value", [("num_train", 0), ("num_test", -1), ("max_length", 1)])
+def test_bad_sizes_are_refused_naming_the_key(real_source, key, value):
+    with pytest.raises(ValueError, match=f"data.{key}"):
+        StrokeDataModule(real_source, **{key: value})
