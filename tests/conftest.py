@@ -54,3 +54,16 @@ def real_source(mnist_images):
     train_x, train_y, test_x, test_y = mnist_images
     return InMemorySource(builder.build(train_x[:2000], train_y[:2000], workers=1),
                           builder.build(test_x[:500], test_y[:500], workers=1))
+
+
+@pytest.fixture(scope="session")
+def full_data_dir(tmp_path_factory):
+    """A data dir holding the full build of all 70,000 images (built once per test session)."""
+    if MNIST_DIR is None:
+        pytest.skip("real MNIST files not found: set ISL_MNIST_DIR or provide ../shared/data/mnist")
+    from isl.data.sources import MnistSource
+    data_dir = tmp_path_factory.mktemp("data")
+    source = MnistSource(mnist_dir=MNIST_DIR, data_dir=data_dir)
+    for split in ("train", "test"):
+        source.load(split)
+    return data_dir

@@ -100,9 +100,15 @@ def test_empty_image_is_refused_clearly():
         image_to_sequence(blank())
 
 
-def test_encode_is_in_1_based_coordinates():
+def test_encode_is_in_1_based_coordinates_with_a_lift_before_each_jump():
+    seq = encode(np.array([[0, 0], [0, 1], [5, 5], [5, 6]]))   # (row, col)
+    assert seq.tolist() == [[1, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0], [4, 5, 0, 0], [1, 0, 0, 0],
+                            [0, 0, 1, 1]]
+
+
+def test_a_jump_into_the_last_point_has_no_lift_as_in_the_published_pipeline():
     seq = encode(np.array([[0, 0], [0, 1], [5, 5]]))
-    assert seq.tolist() == [[1, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0], [4, 5, 0, 0], [0, 0, 1, 1]]
+    assert seq.tolist() == [[1, 1, 0, 0], [1, 0, 0, 0], [4, 5, 0, 0], [0, 0, 1, 1]]
 
 
 @needs_samples

@@ -22,16 +22,28 @@ from scipy import ndimage
 from isl.data.sequences import StrokeSet
 
 # Bump when the output for a given image may change: cached builds are keyed by it.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 
 THRESHOLD_STEP = 25
 THRESHOLD_MAX = 250
+THRESHOLDS = np.arange(0, THRESHOLD_MAX, THRESHOLD_STEP)  # 0, 25, ..., 225
+
+
+def _stacked(structure: np.ndarray) -> np.ndarray:
+    """A 3-D structure that connects pixels within a slice only, to label many images at once."""
+    return np.stack([np.zeros_like(structure), structure, np.zeros_like(structure)])
+
+
 FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
 EIGHT_CONNECTED = ndimage.generate_binary_structure(2, 2)
+_STACKED = (_stacked(FOUR_CONNECTED), _stacked(EIGHT_CONNECTED))
 
 
-def _components(mask: np.ndarray, structure: np.ndarray) -> int:
-    return ndimage.label(mask, structure)[1]
+def _components_per_slice(masks: np.ndarray, structure: np.ndarray) -> np.ndarray:
+    labels = ndimage.label(masks, structure)[0].reshape(len(masks), -1)
+    # Labels are numbered in scan order, so slice k holds the labels after those of slices < k.
+    seen = np.maximum.accumulate(labels.max(axis=1))
+    return np.diff(seen, prepend=0)
 
 
 def choose_threshold(image: np.ndarray) -> int:
@@ -39,18 +51,18 @@ def choose_threshold(image: np.ndarray) -> int:
 
     Try t = 0, 25, 50, ...; stop at the first t whose foreground has a different number of
     4- or 8-connected components than the unthresholded foreground (pixel > 0), or keeps
-    fewer than half of its pixels, or reaches 250; use the previous t.
+    fewer than half of its pixels, or reaches 250; use the previous t. All candidate
+    thresholds are labelled in one call per connectivity.
     """
-    ink = image > 0
-    n4, n8, total = _components(ink, FOUR_CONNECTED), _components(ink, EIGHT_CONNECTED), ink.sum()
-    t = 0
-    while t < THRESHOLD_MAX:
-        fg = image > t
-        if (2 * fg.sum() < total or _components(fg, FOUR_CONNECTED) != n4
-                or _components(fg, EIGHT_CONNECTED) != n8):
-            break
-        t += THRESHOLD_STEP
-    return max(t - THRESHOLD_STEP, 0)
+    masks = image[None] > THRESHOLDS[:, None, None]
+    ink = masks.sum(axis=(1, 2))
+    changed = 2 * ink < ink[0]
+    for structure in _STACKED:
+        counts = _components_per_slice(masks, structure)
+        changed |= counts != counts[0]
+    first = np.flatnonzero(changed)
+    stop = THRESHOLDS[first[0]] if len(first) else THRESHOLD_MAX
+    return max(int(stop) - THRESHOLD_STEP, 0)
 
 
 def _zhang_suen_tables() -> tuple[np.ndarray, np.ndarray]:
@@ -119,9 +131,13 @@ def trace(skel: np.ndarray) -> np.ndarray:
         return pixels
     neighbours = ndimage.convolve(skel.astype(np.uint8), np.ones((3, 3), np.uint8),
                                   mode="constant")[skel] - 1
+    # Start at the endpoint with the smallest row + column, the first in row-major order on a
+    # tie; with no endpoint (a loop), at the pixel of smallest row + column and then column.
     ends = np.flatnonzero(neighbours <= 1)
-    candidates = ends if len(ends) else np.arange(len(pixels))
-    current = candidates[_last_argmin(pixels[candidates].sum(axis=1))]
+    if len(ends):
+        current = ends[np.argmin(pixels[ends].sum(axis=1))]
+    else:
+        current = np.lexsort((pixels[:, 1], pixels.sum(axis=1)))[0]
 
     cost = (np.abs(pixels[:, None, :] - pixels[None, :, :]) ** 3).sum(axis=2).astype(np.float64)
     order = np.empty(len(pixels), dtype=np.int64)
@@ -138,7 +154,9 @@ def encode(path: np.ndarray) -> np.ndarray:
         raise ValueError("empty skeleton: the image has no ink to trace")
     xy = path[:, ::-1] + 1                                 # x = column + 1, y = row + 1
     moves = np.diff(xy, axis=0)
-    lifts = np.flatnonzero(np.abs(moves).max(axis=1) > 1)  # a jump starts a new stroke
+    jumps = np.abs(moves).max(axis=1) > 1                  # a jump starts a new stroke,
+    jumps[-1:] = False  # except into the last point: the published pipeline never lifts the
+    lifts = np.flatnonzero(jumps)  # pen there (extractStrokes_TSP.R tests i < nrpoints - 1)
     rows = np.zeros((len(xy) + len(lifts) + 1, 4), dtype=np.int64)
     rows[0, :2] = xy[0]
     # Each jump is preceded by a pen-lift row '0 0 1 0'; shift later moves down accordingly.

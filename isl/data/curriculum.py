@@ -58,6 +58,13 @@ class CurriculumState:
         self.version = state["version"]
 
 
+def check_batching(by: str, size: int) -> None:
+    if by not in BATCH_BY:
+        raise ValueError(f"batching.by must be one of {BATCH_BY}, got {by!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"batching.size must be a positive integer, got {size!r}")
+
+
 class CurriculumBatchSampler:
     """An endless, seeded stream of batches of sequence indices under a CurriculumState.
 
@@ -70,10 +77,7 @@ class CurriculumBatchSampler:
 
     def __init__(self, lengths: np.ndarray, labels: np.ndarray, state: CurriculumState,
                  by: str = "sequences", size: int = 50, seed: int = 0):
-        if by not in BATCH_BY:
-            raise ValueError(f"batching.by must be one of {BATCH_BY}, got {by!r}")
-        if not isinstance(size, int) or size < 1:
-            raise ValueError(f"batching.size must be a positive integer, got {size!r}")
+        check_batching(by, size)
         self.lengths, self.labels, self.state = lengths, labels, state
         self.by, self.size, self.seed = by, size, seed
         self.epoch = -1

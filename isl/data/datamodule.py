@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from isl.data.curriculum import CurriculumBatchSampler, CurriculumState
+from isl.data.curriculum import CurriculumBatchSampler, CurriculumState, check_batching
 from isl.data.sequences import StrokeSet
 
 
@@ -62,6 +62,9 @@ class StrokeDataModule(L.LightningDataModule):
         self.num_train, self.num_test = num_train, num_test
         self.max_length = max_length
         self.batching = dict(batching or {"by": "sequences", "size": 50})
+        if set(self.batching) != {"by", "size"}:
+            raise ValueError(f"batching needs exactly the keys 'by' and 'size', got {sorted(self.batching)}")
+        check_batching(**self.batching)
         self.test_batch_size = test_batch_size
         self.seed = seed
         self.curriculum = CurriculumState()

@@ -43,6 +43,10 @@ def check_sequence(steps: np.ndarray, source: str | Path) -> None:
     if ((flags != 0) & (flags != 1)).any():
         bad = int(np.flatnonzero(((flags != 0) & (flags != 1)).any(axis=1))[0])
         raise DataFormatError(source, "end-of-stroke/end-of-digit flags must be 0 or 1", line=bad + 1)
+    # Pen-lift and end rows carry no offset in the published set; its points.txt relies on it.
+    moved = np.flatnonzero((steps[:, 2] == 1) & (steps[:, :2] != 0).any(axis=1))
+    if len(moved):
+        raise DataFormatError(source, "a pen-lift/end row must have dx = dy = 0", line=int(moved[0]) + 1)
 
 
 @dataclass(frozen=True)

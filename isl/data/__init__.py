@@ -1,0 +1,1 @@
+"""Stroke-sequence data: sources, builder, cache and the curriculum-aware DataModule."""

@@ -1,0 +1,5 @@
+"""Figures; all render headless (Agg)."""
+
+import matplotlib
+
+matplotlib.use("Agg")

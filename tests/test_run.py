@@ -1,0 +1,65 @@
+"""The real entry point, as a user runs it: ``python run.py [overrides]`` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from conftest import MNIST_DIR, REPO
+
+pytestmark = pytest.mark.slow
+
+
+def run_py(*overrides, data_dir, runs_dir):
+    env = {**os.environ, "ISL_DATA_DIR": str(data_dir), "ISL_MNIST_DIR": str(MNIST_DIR)}
+    return subprocess.run([sys.executable, "run.py", f"paths.runs_dir={runs_dir}", *overrides],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_main_job_prints_the_dataset_and_renders_a_sample(full_data_dir, tmp_path):
+    result = run_py(data_dir=full_data_dir, runs_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "train (full split): 60,000 sequences" in out and "test (full split): 10,000" in out
+    assert "train (used by runs): 10,000 sequences" in out and "test (used by runs): 5,000" in out
+    assert "per class: 0:" in out and "length: mean" in out
+    [sample] = tmp_path.rglob("dataset-sample.png")
+    image = imread(sample)
+    assert image.shape[0] > 100 and np.mean(image[..., :3] < 0.2) > 0.005   # ink was drawn
+    assert (sample.parent / "dataset.txt").read_text().strip() in out
+
+
+def test_batching_by_points_from_the_command_line(full_data_dir, tmp_path):
+    result = run_py("batching=points", "data.num_train=500", data_dir=full_data_dir, runs_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    line = next(l for l in result.stdout.splitlines() if l.startswith("first training batch"))
+    points = int(line.split(" sequences, ")[1].split(" points")[0])
+    assert "(points)" in line and 1900 < points <= 2000
+
+
+def test_a_wrong_config_value_fails_before_anything_is_built_naming_the_key(tmp_path):
+    result = run_py("batching.by=tokens", data_dir=tmp_path / "data", runs_dir=tmp_path)
+    assert result.returncode != 0
+    assert "batching.by" in result.stderr and "sequences" in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_original_source_needs_a_path(tmp_path):
+    result = run_py("data=original", data_dir=tmp_path / "data", runs_dir=tmp_path)
+    assert result.returncode != 0 and "data.path" in result.stderr
+
+
+def test_original_source_end_to_end(tmp_path):
+    for split in ("train", "test"):
+        subprocess.run([sys.executable, "-m", "isl.data.build", "--mnist-dir", str(MNIST_DIR),
+                        "--split", split, "--limit", "300", "--format", "original",
+                        "--out", str(tmp_path / "sequences")], check=True, cwd=REPO)
+    result = run_py("data=original", f"data.path={tmp_path / 'sequences'}",
+                    data_dir=tmp_path / "data", runs_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "train (used by runs): 300 sequences" in result.stdout
