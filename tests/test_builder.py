@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from isl.data.builder import build, choose_threshold, encode, image_to_sequence, skeleton, trace
+from isl.data.builder import (build, choose_threshold, encode, image_to_sequence, skeleton, trace,
+                              zhang_suen)
 from isl.data.published import read_inputdata
 from isl.data.sequences import check_sequence
 from conftest import SAMPLES_DIR, needs_samples
@@ -132,8 +133,29 @@ def test_parallel_build_equals_serial_build(mnist_images):
 
 
 def test_trace_visits_every_skeleton_pixel_once(mnist_images):
+    rng = np.random.default_rng(0)
     for image in mnist_images[0][:200]:
         skel = skeleton(image)
-        path = trace(skel)
+        path = trace(skel, rng)
         assert len(path) == skel.sum()
         assert len({tuple(p) for p in path}) == len(path)
+
+
+def test_thinning_stops_after_two_iterations_and_spares_the_border():
+    bar = np.zeros((28, 28), bool)
+    bar[4:24, 5:14] = True                                    # 9 pixels wide
+    widths = {it: zhang_suen(bar, iterations=it)[14].sum() for it in (1, 2, None)}
+    assert widths[None] == 1 and widths[1] > widths[2] > 1   # two iterations: not fully thin
+    edge = np.zeros((28, 28), bool)
+    edge[20:28, 10:13] = True                                 # touches the bottom border
+    assert zhang_suen(edge, iterations=None)[27, 10:13].sum() >= 1
+
+
+def test_ties_are_broken_at_random_but_reproducibly_per_image():
+    img = blank()
+    img[4:20, 10] = 255                                       # a plus: the tour must branch
+    img[12, 3:18] = 255
+    first = image_to_sequence(img)
+    assert all(np.array_equal(first, image_to_sequence(img.copy())) for _ in range(3))
+    tours = {trace(skeleton(img), np.random.default_rng(seed)).tobytes() for seed in range(20)}
+    assert len(tours) > 1                                     # the seed does matter
