@@ -5,15 +5,20 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
+from isl.callbacks import PointsSchedule
 from isl.data.datamodule import StrokeDataModule
 from isl.data.summary import describe
 from isl.viz.strokes import save_grid
 
 log = logging.getLogger(__name__)
+TASKS = ("predict", "data")
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -21,10 +26,11 @@ def check_config(cfg: DictConfig) -> None:
     if missing := OmegaConf.missing_keys(cfg):
         raise ValueError(f"missing required config value(s): {', '.join(sorted(missing))}; "
                          "give them on the command line, e.g. data.path=/path/to/sequences")
+    if cfg.task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {cfg.task!r}")
 
 
 def build_datamodule(cfg: DictConfig) -> StrokeDataModule:
-    check_config(cfg)
     data = cfg.data
     return StrokeDataModule(source=instantiate(data.source), num_train=data.num_train,
                             num_test=data.num_test, max_length=data.max_length,
@@ -33,10 +39,30 @@ def build_datamodule(cfg: DictConfig) -> StrokeDataModule:
 
 
 def run(cfg: DictConfig, out_dir: Path) -> str:
-    """Build (or load) the dataset and report what it holds, with a rendered sample.
+    """Run ``cfg.task`` and return its summary for the console."""
+    check_config(cfg)
+    return {"predict": train, "data": describe_data}[cfg.task](cfg, out_dir)
 
-    This is the main job until the models land; it returns the printed summary.
-    """
+
+def train(cfg: DictConfig, out_dir: Path) -> str:
+    """Train the next-step predictor for ``budget.points`` sequence points; metrics to CSV."""
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = build_datamodule(cfg)
+    model = instantiate(cfg.model)
+    schedule = PointsSchedule(cfg.budget.points, cfg.budget.eval_every)
+    logger = CSVLogger(save_dir=out_dir, name="", version="")
+    checkpoints = ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0)
+    trainer = L.Trainer(**cfg.trainer, logger=logger, callbacks=[schedule, checkpoints],
+                        default_root_dir=out_dir)
+    trainer.fit(model, datamodule=dm)
+    final = model.evaluate(dm.test_dataloader())
+    return (f"trained {cfg.model.network} on {model.points_processed:,} sequence points: "
+            + ", ".join(f"{k} {v:.4g}" for k, v in final.items())
+            + f"\nmetrics: {Path(logger.log_dir) / 'metrics.csv'}\ncheckpoint: {checkpoints.last_model_path}")
+
+
+def describe_data(cfg: DictConfig, out_dir: Path) -> str:
+    """Build (or load) the dataset and report what it holds, with a rendered sample."""
     dm = build_datamodule(cfg)
     dm.prepare_data()
     dm.setup()
@@ -51,7 +77,7 @@ def run(cfg: DictConfig, out_dir: Path) -> str:
     first_of_each = [int(np.flatnonzero(dm.train.labels == c)[0]) for c in range(10)]
     sample = out_dir / "dataset-sample.png"
     save_grid([dm.train.sequence(i) for i in first_of_each],
-              [f"#{i}: {dm.train.labels[i]}" for i in first_of_each], sample, cols=5)
+              [f"digit {dm.train.labels[i]} (#{i})" for i in first_of_each], sample, cols=5)
     lines.append(f"rendered sample: {sample}")
     summary = "\n".join(lines)
     (out_dir / "dataset.txt").write_text(summary + "\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -21,8 +22,8 @@ def run_py(*overrides, data_dir, runs_dir):
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_main_job_prints_the_dataset_and_renders_a_sample(full_data_dir, tmp_path):
-    result = run_py(data_dir=full_data_dir, runs_dir=tmp_path)
+def test_data_task_prints_the_dataset_and_renders_a_sample(full_data_dir, tmp_path):
+    result = run_py("task=data", data_dir=full_data_dir, runs_dir=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "train (full split): 60,000 sequences" in out and "test (full split): 10,000" in out
@@ -35,7 +36,8 @@ def test_main_job_prints_the_dataset_and_renders_a_sample(full_data_dir, tmp_pat
 
 
 def test_batching_by_points_from_the_command_line(full_data_dir, tmp_path):
-    result = run_py("batching=points", "data.num_train=500", data_dir=full_data_dir, runs_dir=tmp_path)
+    result = run_py("task=data", "batching=points", "data.num_train=500", data_dir=full_data_dir,
+                    runs_dir=tmp_path)
     assert result.returncode == 0, result.stderr
     line = next(l for l in result.stdout.splitlines() if l.startswith("first training batch"))
     points = int(line.split(" sequences, ")[1].split(" points")[0])
@@ -59,7 +61,30 @@ def test_original_source_end_to_end(tmp_path):
         subprocess.run([sys.executable, "-m", "isl.data.build", "--mnist-dir", str(MNIST_DIR),
                         "--split", split, "--limit", "300", "--format", "original",
                         "--out", str(tmp_path / "sequences")], check=True, cwd=REPO)
-    result = run_py("data=original", f"data.path={tmp_path / 'sequences'}",
+    result = run_py("task=data", "data=original", f"data.path={tmp_path / 'sequences'}",
                     data_dir=tmp_path / "data", runs_dir=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "train (used by runs): 300 sequences" in result.stdout
+
+
+@pytest.mark.parametrize("model", ["lstm", "ffnn"])
+def test_a_short_training_run_logs_every_metric_to_csv(full_data_dir, tmp_path, model):
+    result = run_py(f"model={model}", "budget.points=24000", "budget.eval_every=10000",
+                    "data.num_train=1000", "data.num_test=200", "trainer.log_every_n_steps=2",
+                    data_dir=full_data_dir, runs_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    [metrics] = tmp_path.rglob("metrics.csv")
+    rows = list(csv.DictReader(metrics.open()))
+    columns = set(rows[0])
+    for split in ("train", "test"):
+        assert {f"{split}/loss", f"{split}/rmse_sampled", f"{split}/rmse_expected",
+                f"{split}/accuracy"} <= columns
+    assert {"points", "train/points_per_sec", "time/wall_sec", "lr"} <= columns
+    test_rows = [r for r in rows if r["test/rmse_sampled"]]
+    assert [float(r["points"]) for r in test_rows][0] == 0 and len(test_rows) >= 3
+    assert float(test_rows[-1]["points"]) >= 24000
+    points = [float(r["points"]) for r in rows]
+    assert points == sorted(points)                               # the x-axis only grows
+    assert float(test_rows[-1]["test/loss"]) < float(test_rows[0]["test/loss"])  # it learns
+    assert (metrics.parent / "checkpoints" / "last.ckpt").is_file()
+    assert f"trained {model} on" in result.stdout

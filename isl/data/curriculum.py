@@ -58,31 +58,39 @@ class CurriculumState:
         self.version = state["version"]
 
 
-def check_batching(by: str, size: int) -> None:
+def check_batching(by: str, size: int, bucket: int = 1) -> None:
     if by not in BATCH_BY:
         raise ValueError(f"batching.by must be one of {BATCH_BY}, got {by!r}")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"batching.size must be a positive integer, got {size!r}")
+    for key, value in (("size", size), ("bucket", bucket)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"batching.{key} must be a positive integer, got {value!r}")
 
 
 class CurriculumBatchSampler:
     """An endless, seeded stream of batches of sequence indices under a CurriculumState.
 
-    Each pass visits every eligible sequence exactly once in a fresh random order; the last
-    batch of a pass may be smaller (nothing is dropped). ``by="sequences"`` puts ``size``
-    sequences in a batch; ``by="points"`` as many as fit ``size`` (curriculum-truncated)
-    points, and never fewer than one. A change of the eligible set starts a new pass.
-    Training length is a budget of points, not epochs, hence endless.
+    Each pass visits every eligible sequence exactly once in a fresh random order; nothing is
+    dropped (a pass may end on smaller batches). ``by="sequences"`` puts ``size`` sequences in
+    a batch; ``by="points"`` as many as fit ``size`` (curriculum-truncated) points, never fewer
+    than one. A change of the eligible set starts a new pass. Training length is a budget of
+    points, not epochs, hence endless.
+
+    Padding: the next ``bucket`` batches' worth of sequences are drawn together, sorted by
+    length, cut into batches and served in random order, so a batch holds sequences of similar
+    length (``bucket=1``: plain random batches). The pool is re-cut when the state changes.
     """
 
     def __init__(self, lengths: np.ndarray, labels: np.ndarray, state: CurriculumState,
-                 by: str = "sequences", size: int = 50, seed: int = 0):
-        check_batching(by, size)
+                 by: str = "sequences", size: int = 50, bucket: int = 1, seed: int = 0):
+        check_batching(by, size, bucket)
         self.lengths, self.labels, self.state = lengths, labels, state
-        self.by, self.size, self.seed = by, size, seed
+        self.by, self.size, self.bucket, self.seed = by, size, bucket, seed
         self.epoch = -1
         self.selection = None
         self.queue = np.zeros(0, dtype=np.int64)  # what remains of this pass, in order
+        self.pool: list[np.ndarray] = []          # batches cut but not served yet
+        self.pool_version = None
+        self.pools = 0                            # pools cut in this pass: seeds their order
 
     def eligible(self) -> np.ndarray:
         idx = np.flatnonzero(np.isin(self.labels, self.state.classes))
@@ -93,24 +101,47 @@ class CurriculumBatchSampler:
     def _new_pass(self) -> None:
         self.epoch += 1
         self.selection = self.state.selection
-        rng = np.random.default_rng((self.seed, self.epoch))
-        self.queue = rng.permutation(self.eligible())
+        self.queue = np.random.default_rng((self.seed, self.epoch)).permutation(self.eligible())
+        self.pool, self.pools = [], 0
 
     def truncated_lengths(self, indices: np.ndarray) -> np.ndarray:
         if self.state.max_length is None:
             return self.lengths[indices]
         return np.minimum(self.lengths[indices], self.state.max_length)
 
-    def next_batch(self) -> np.ndarray:
-        if self.selection != self.state.selection or len(self.queue) == 0:
-            self._new_pass()
+    def _cut_pool(self) -> None:
         if self.by == "sequences":
-            n = self.size
+            n = self.bucket * self.size
         else:
-            fits = np.cumsum(self.truncated_lengths(self.queue[:self.size])) <= self.size
-            n = max(int(fits.sum()), 1)
-        batch, self.queue = self.queue[:n], self.queue[n:]
-        return batch
+            n = max(int((np.cumsum(self.truncated_lengths(self.queue[:self.bucket * self.size]))
+                         <= self.bucket * self.size).sum()), 1)
+        taken, self.queue = self.queue[:n], self.queue[n:]
+        lengths = self.truncated_lengths(taken)
+        order = np.argsort(lengths, kind="stable")
+        taken, lengths = taken[order], lengths[order]
+        if self.by == "sequences":
+            cuts = np.arange(self.size, len(taken), self.size)
+        else:  # greedy packing of the sorted lengths
+            cuts, filled = [], 0
+            for i, length in enumerate(lengths.tolist()):
+                if filled and filled + length > self.size:
+                    cuts.append(i)
+                    filled = 0
+                filled += length
+        batches = np.split(taken, cuts)
+        rng = np.random.default_rng((self.seed, self.epoch, self.pools))
+        self.pool = [batches[i] for i in rng.permutation(len(batches))]
+        self.pool_version, self.pools = self.state.version, self.pools + 1
+
+    def next_batch(self) -> np.ndarray:
+        if self.selection != self.state.selection or (len(self.queue) == 0 and not self.pool):
+            self._new_pass()
+        if self.pool and self.pool_version != self.state.version:
+            self.give_back(np.concatenate(self.pool), self.epoch)  # re-cut under the new state
+            self.pool = []
+        if not self.pool:
+            self._cut_pool()
+        return self.pool.pop()
 
     def give_back(self, indices: np.ndarray, epoch: int) -> None:
         """Return a batch drawn in pass ``epoch`` but not used (drawn ahead before the state
@@ -123,12 +154,14 @@ class CurriculumBatchSampler:
             yield self.next_batch()
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "queue": self.queue.tolist(),
+        return {"epoch": self.epoch, "queue": self.queue.tolist(), "pool": [b.tolist() for b in self.pool],
+                "pool_version": self.pool_version, "pools": self.pools,
                 "selection": None if self.selection is None else [list(self.selection[0]),
                                                                     self.selection[1]]}
 
     def load_state_dict(self, state: dict) -> None:
-        self.epoch = state["epoch"]
+        self.epoch, self.pools, self.pool_version = state["epoch"], state["pools"], state["pool_version"]
         self.queue = np.asarray(state["queue"], dtype=np.int64)
+        self.pool = [np.asarray(b, dtype=np.int64) for b in state["pool"]]
         sel = state["selection"]
         self.selection = None if sel is None else (tuple(sel[0]), sel[1])

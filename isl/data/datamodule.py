@@ -62,8 +62,9 @@ class StrokeDataModule(L.LightningDataModule):
         self.num_train, self.num_test = num_train, num_test
         self.max_length = max_length
         self.batching = dict(batching or {"by": "sequences", "size": 50})
-        if set(self.batching) != {"by", "size"}:
-            raise ValueError(f"batching needs exactly the keys 'by' and 'size', got {sorted(self.batching)}")
+        if not {"by", "size"} <= set(self.batching) <= {"by", "size", "bucket"}:
+            raise ValueError("batching takes the keys 'by', 'size' and optionally 'bucket', "
+                             f"got {sorted(self.batching)}")
         check_batching(**self.batching)
         self.test_batch_size = test_batch_size
         self.seed = seed
@@ -122,8 +123,6 @@ class StrokeDataModule(L.LightningDataModule):
         """The fixed test subset at full length, in order, without curriculum."""
         return DataLoader(_Indices(len(self.test)), batch_size=self.test_batch_size,
                           collate_fn=lambda idx: self.collate(idx, self.test))
-
-    val_dataloader = test_dataloader
 
     def on_before_batch_transfer(self, batch, dataloader_idx: int):
         # Lightning fetches a batch ahead; one drawn before a curriculum change is redrawn here,

@@ -1,0 +1,1 @@
+"""The networks: mixture-density head, LSTM and feedforward backbones, the LightningModule."""

@@ -1,0 +1,115 @@
+"""The mixture-density output of Graves (2013), "Generating Sequences With Recurrent Neural
+Networks", section 4.1, extended with a second Bernoulli (end of digit) and class logits.
+
+Per step the head maps the network's hidden state to
+  e        end-of-stroke probability           (eq. 17; kept as a logit, e = sigmoid(e_hat))
+  pi^j     mixture weights, softmax            (eq. 18)
+  mu^j     means                               (eq. 19)
+  sigma^j  standard deviations, exp            (eq. 20)
+  rho^j    correlations, tanh                  (eq. 21)
+plus an end-of-digit logit and 10 class logits. The density of the next offset is the mixture
+of bivariate Gaussians of eq. 22-24 and the loss its negative log-likelihood with the Bernoulli
+terms (eq. 25). Everything is computed on log densities with log-sum-exp: no epsilons.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Correlations stay strictly inside (-1, 1), so 1 - rho^2 (eq. 23) never reaches 0 in float32.
+RHO_BOUND = 0.999
+LOG_2PI = math.log(2 * math.pi)
+
+
+@dataclass
+class Mixture:
+    """Parameters of the predicted next-step distribution, each of shape (..., K) or (...)."""
+
+    log_pi: torch.Tensor      # log mixture weights (normalised)
+    mu: torch.Tensor          # (..., K, 2)
+    log_sigma: torch.Tensor   # (..., K, 2)
+    rho: torch.Tensor         # (..., K)
+    eos_logit: torch.Tensor   # (...)
+    eod_logit: torch.Tensor   # (...)
+    class_logits: torch.Tensor  # (..., C)
+
+    def map(self, fn) -> Mixture:
+        """The same mixture with ``fn`` applied to every parameter tensor (e.g. a slice)."""
+        return Mixture(**{name: fn(getattr(self, name)) for name in self.__dataclass_fields__})
+
+    def log_density(self, xy: torch.Tensor) -> torch.Tensor:
+        """log of eq. 22's mixture density at offsets ``xy`` (..., 2)."""
+        return torch.logsumexp(self.log_pi + gaussian_log_density(xy, self.mu, self.log_sigma, self.rho),
+                               dim=-1)
+
+    def mean(self) -> torch.Tensor:
+        """The mixture's expected offset, sum_j pi^j mu^j."""
+        return (self.log_pi.exp().unsqueeze(-1) * self.mu).sum(dim=-2)
+
+    def sample(self, generator: torch.Generator | None = None, bias: float = 0.0) -> torch.Tensor:
+        """Draw one offset per position, (..., 2).
+
+        ``bias`` >= 0 is Graves's biased sampling (section 5.4): sigma shrinks by exp(-bias),
+        weights come from the logits scaled by (1 + bias); 0 is plain sampling.
+        """
+        log_pi, log_sigma = self.log_pi, self.log_sigma
+        if bias:
+            log_pi, log_sigma = torch.log_softmax(log_pi * (1 + bias), dim=-1), log_sigma - bias
+        j = torch.multinomial(log_pi.exp().reshape(-1, log_pi.shape[-1]), 1, generator=generator)
+        j = j.reshape(log_pi.shape[:-1] + (1,))
+        mu = self.mu.gather(-2, j.unsqueeze(-1).expand(*j.shape, 2)).squeeze(-2)
+        sigma = log_sigma.gather(-2, j.unsqueeze(-1).expand(*j.shape, 2)).squeeze(-2).exp()
+        rho = self.rho.gather(-1, j).squeeze(-1)
+        z = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        # Correlated pair from independent normals: x2 = rho z1 + sqrt(1 - rho^2) z2.
+        z2 = rho * z[..., 0] + torch.sqrt(1 - rho ** 2) * z[..., 1]
+        return mu + sigma * torch.stack([z[..., 0], z2], dim=-1)
+
+
+def gaussian_log_density(xy: torch.Tensor, mu: torch.Tensor, log_sigma: torch.Tensor,
+                         rho: torch.Tensor) -> torch.Tensor:
+    """log N(x | mu, sigma, rho) of eq. 23-24 for every component: xy (..., 2) -> (..., K)."""
+    z = (xy.unsqueeze(-2) - mu) * torch.exp(-log_sigma)           # standardised, (..., K, 2)
+    one_minus_rho2 = 1 - rho ** 2
+    big_z = z[..., 0] ** 2 + z[..., 1] ** 2 - 2 * rho * z[..., 0] * z[..., 1]  # eq. 24
+    return (-LOG_2PI - log_sigma.sum(-1) - 0.5 * torch.log(one_minus_rho2)
+            - big_z / (2 * one_minus_rho2))
+
+
+class MixtureDensityHead(nn.Module):
+    """Hidden state (..., H) -> Mixture with ``components`` bivariate Gaussians (eq. 16-21)."""
+
+    def __init__(self, hidden: int, components: int = 17, classes: int = 10):
+        super().__init__()
+        self.components, self.classes = components, classes
+        # per component: weight, 2 means, 2 log-sigmas, correlation; then eos, eod, classes
+        self.linear = nn.Linear(hidden, 6 * components + 2 + classes)
+
+    def forward(self, h: torch.Tensor) -> Mixture:
+        k = self.components
+        out = self.linear(h)
+        pi_hat, mu, log_sigma, rho_hat, rest = torch.split(out, [k, 2 * k, 2 * k, k, 2 + self.classes],
+                                                           dim=-1)
+        return Mixture(log_pi=torch.log_softmax(pi_hat, dim=-1),                  # eq. 18
+                       mu=mu.unflatten(-1, (k, 2)),                               # eq. 19
+                       log_sigma=log_sigma.unflatten(-1, (k, 2)),                 # eq. 20, log
+                       rho=RHO_BOUND * torch.tanh(rho_hat),                       # eq. 21
+                       eos_logit=rest[..., 0], eod_logit=rest[..., 1],            # eq. 17
+                       class_logits=rest[..., 2:])
+
+
+def prediction_loss(mixture: Mixture, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Eq. 25 per real step, averaged over the real steps: -log p(offset) + BCE(eos) + BCE(eod).
+
+    ``target`` (B, T, 4) holds the next steps (dx, dy, eos, eod); ``mask`` (B, T) marks real ones.
+    Padding and curriculum-truncated steps are excluded by the mask, not weighted down.
+    """
+    nll = -mixture.log_density(target[..., :2])
+    nll = nll + F.binary_cross_entropy_with_logits(mixture.eos_logit, target[..., 2], reduction="none")
+    nll = nll + F.binary_cross_entropy_with_logits(mixture.eod_logit, target[..., 3], reduction="none")
+    return nll[mask].mean()

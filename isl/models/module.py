@@ -1,0 +1,163 @@
+"""SequenceMDN: a backbone (LSTM or feedforward) and the mixture-density head, trained to
+predict the next pen step, with the paper's metrics counted in sequence points processed."""
+
+from __future__ import annotations
+
+import time
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from isl.models.backbones import BACKBONES
+from isl.models.mdn import Mixture, MixtureDensityHead, prediction_loss
+
+# Accumulated between log calls, as sums over points (or sequences, for accuracy).
+_SUMS = ("loss", "sq_err_sampled", "sq_err_expected", "points", "correct", "sequences")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the batch was not trained on."""
+
+
+class SequenceMDN(L.LightningModule):
+    def __init__(self, network: str = "lstm", hidden: int = 200, layers: int = 2,
+                 components: int = 17, classes: int = 10, lr: float = 0.0025, adam_eps: float = 1e-5,
+                 lr_decay: float = 0.99995, class_loss_weight: float = 0.0):
+        super().__init__()
+        if network not in BACKBONES:
+            raise ValueError(f"model.network must be one of {sorted(BACKBONES)}, got {network!r}")
+        for key, value in (("hidden", hidden), ("layers", layers), ("components", components)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"model.{key} must be a positive integer, got {value!r}")
+        self.save_hyperparameters()
+        self.backbone = BACKBONES[network](hidden, layers)
+        self.head = MixtureDensityHead(hidden, components, classes)
+        # Pixels per input unit of dx, dy: set from the DataModule, saved with the checkpoint.
+        self.register_buffer("offset_scale", torch.ones(2))
+        self.points_processed = 0
+        self._sums = None
+        self._pass = None
+        self._clock = None
+
+    # --- the network ------------------------------------------------------------------------
+    def forward(self, steps: torch.Tensor, state=None) -> tuple[Mixture, object]:
+        """Steps (B, T, 4) -> the predicted distribution of each next step, and the state."""
+        h, state = self.backbone(steps, state)
+        return self.head(h), state
+
+    @torch.no_grad()
+    def sample_step(self, mixture: Mixture, generator: torch.Generator | None = None,
+                    bias: float = 0.0) -> torch.Tensor:
+        """Draw the next step (..., 4) from a predicted distribution (offsets in input units)."""
+        xy = mixture.sample(generator, bias)
+        flags = torch.bernoulli(torch.sigmoid(torch.stack([mixture.eos_logit, mixture.eod_logit], -1)),
+                                generator=generator)
+        return torch.cat([xy, flags], dim=-1)
+
+    # --- one batch ----------------------------------------------------------------------------
+    def _measure(self, batch, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss of a batch and its metric sums (see _SUMS), in pixels where it matters."""
+        mixture, _ = self(batch.steps)
+        # Step t predicts step t + 1; the last position only feeds the class output.
+        prediction = mixture.map(lambda t: t[:, :-1])
+        target, mask = batch.steps[:, 1:], batch.mask[:, 1:]
+        loss = prediction_loss(prediction, target, mask)
+        last = mixture.class_logits[torch.arange(len(batch), device=self.device), batch.lengths - 1]
+        if self.hparams.class_loss_weight:
+            per_step = F.cross_entropy(mixture.class_logits[batch.mask],
+                                       batch.labels.unsqueeze(1).expand_as(batch.mask)[batch.mask])
+            loss = loss + self.hparams.class_loss_weight * per_step
+        with torch.no_grad():
+            true_xy = target[..., :2][mask] * self.offset_scale
+            sampled = prediction.sample(generator)[mask] * self.offset_scale
+            expected = prediction.mean()[mask] * self.offset_scale
+            n = mask.sum()
+            sums = torch.stack([loss.detach() * n, ((sampled - true_xy) ** 2).sum(),
+                                ((expected - true_xy) ** 2).sum(), n.to(loss.dtype),
+                                (last.argmax(-1) == batch.labels).sum().to(loss.dtype),
+                                torch.tensor(float(len(batch)), device=self.device)])
+        return loss, sums
+
+    def training_step(self, batch, batch_idx):
+        loss, sums = self._measure(batch)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"training loss is {loss.item()} at step {self.global_step} after "
+                f"{self.points_processed:,} sequence points; the batch was not trained on")
+        self.points_processed += batch.n_points
+        self._pass = batch.epoch
+        self._sums = sums if self._sums is None else self._sums + sums
+        if (batch_idx + 1) % self.trainer.log_every_n_steps == 0:
+            self._log_train()
+        return loss
+
+    def _log_train(self) -> None:
+        s = dict(zip(_SUMS, self._sums.tolist()))
+        now = time.perf_counter()
+        metrics = summarise(s, "train")
+        if self._clock is not None:
+            seconds, points = now - self._clock[0], self.points_processed - self._clock[1]
+            metrics["train/points_per_sec"] = points / seconds
+        self._clock = (now, self.points_processed)
+        metrics["lr"] = self.optimizers().param_groups[0]["lr"]
+        self.write_metrics(metrics)
+        self.log("rmse", metrics["train/rmse_sampled"], prog_bar=True, logger=False)
+        self._sums = None
+
+    def write_metrics(self, metrics: dict[str, float]) -> None:
+        """Send metrics to every logger now, with the points processed so far as a column.
+
+        Written directly rather than through ``self.log``, which would hold them until
+        Lightning's next logging step and aggregate them by optimizer step, not by points.
+        """
+        metrics = {**metrics, "points": float(self.points_processed)}
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=self.global_step)
+
+    @torch.no_grad()
+    def evaluate(self, dataloader, seed: int = 0) -> dict[str, float]:
+        """Loss, RMSE (sampled and expected) and last-point accuracy over a whole dataloader."""
+        was_training = self.training
+        self.eval()
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        total = None
+        for batch in dataloader:
+            batch = self.transfer_batch_to_device(batch, self.device, 0)
+            sums = self._measure(batch, generator)[1]
+            total = sums if total is None else total + sums
+        self.train(was_training)
+        return summarise(dict(zip(_SUMS, total.tolist())), "test")
+
+    # --- optimisation -------------------------------------------------------------------------
+    def configure_optimizers(self):
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, eps=self.hparams.adam_eps)
+        decay = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.hparams.lr_decay)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": decay, "interval": "step"}}
+
+    def lr_scheduler_step(self, scheduler, metric) -> None:
+        # As in the paper's code, the rate decays once per pass over the sequences in use.
+        if self._pass is not None and self._pass != getattr(scheduler, "isl_pass", self._pass):
+            scheduler.step()
+        scheduler.isl_pass = self._pass
+
+    # --- bookkeeping --------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "offset_scale"):
+            self.offset_scale.copy_(datamodule.offset_scale)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["points_processed"] = self.points_processed
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.points_processed = checkpoint.get("points_processed", 0)
+
+
+def summarise(sums: dict[str, float], prefix: str) -> dict[str, float]:
+    """Metric sums over points -> the logged means; RMSE in pixels of the Euclidean error."""
+    points, sequences = max(sums["points"], 1.0), max(sums["sequences"], 1.0)
+    return {f"{prefix}/loss": sums["loss"] / points,
+            f"{prefix}/rmse_sampled": (sums["sq_err_sampled"] / points) ** 0.5,
+            f"{prefix}/rmse_expected": (sums["sq_err_expected"] / points) ** 0.5,
+            f"{prefix}/accuracy": sums["correct"] / sequences}
