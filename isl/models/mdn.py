@@ -21,8 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Correlations stay strictly inside (-1, 1), so 1 - rho^2 (eq. 23) never reaches 0 in float32.
+# Bounds of the parameterisation, not of the data. Offsets lie on a pixel grid, so the
+# likelihood grows without end as a component narrows onto one grid point; left alone, sigma
+# collapses until float32 overflows in eq. 24 and the gradients turn NaN. So sigma has a soft
+# floor of 0.01 input units (about 0.01 pixel, far below the grid) and |rho| < 0.999, keeping
+# 1 - rho^2 (eq. 23) away from 0.
 RHO_BOUND = 0.999
+LOG_SIGMA_MIN = math.log(0.01)
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -97,7 +102,8 @@ class MixtureDensityHead(nn.Module):
                                                            dim=-1)
         return Mixture(log_pi=torch.log_softmax(pi_hat, dim=-1),                  # eq. 18
                        mu=mu.unflatten(-1, (k, 2)),                               # eq. 19
-                       log_sigma=log_sigma.unflatten(-1, (k, 2)),                 # eq. 20, log
+                       log_sigma=LOG_SIGMA_MIN + F.softplus(                      # eq. 20, log
+                           log_sigma.unflatten(-1, (k, 2)) - LOG_SIGMA_MIN),
                        rho=RHO_BOUND * torch.tanh(rho_hat),                       # eq. 21
                        eos_logit=rest[..., 0], eod_logit=rest[..., 1],            # eq. 17
                        class_logits=rest[..., 2:])

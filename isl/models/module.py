@@ -17,7 +17,7 @@ _SUMS = ("loss", "sq_err_sampled", "sq_err_expected", "points", "correct", "sequ
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite; the batch was not trained on."""
+    """The loss or the gradients became NaN or infinite; the batch was not trained on."""
 
 
 class SequenceMDN(L.LightningModule):
@@ -28,7 +28,7 @@ class SequenceMDN(L.LightningModule):
         if network not in BACKBONES:
             raise ValueError(f"model.network must be one of {sorted(BACKBONES)}, got {network!r}")
         for key, value in (("hidden", hidden), ("layers", layers), ("components", components)):
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"model.{key} must be a positive integer, got {value!r}")
         self.save_hyperparameters()
         self.backbone = BACKBONES[network](hidden, layers)
@@ -68,6 +68,8 @@ class SequenceMDN(L.LightningModule):
             per_step = F.cross_entropy(mixture.class_logits[batch.mask],
                                        batch.labels.unsqueeze(1).expand_as(batch.mask)[batch.mask])
             loss = loss + self.hparams.class_loss_weight * per_step
+        if not torch.isfinite(loss):  # before sampling, which cannot draw from a NaN mixture
+            raise NonFiniteLossError(f"loss is {loss.item()} {self._where()}")
         with torch.no_grad():
             true_xy = target[..., :2][mask] * self.offset_scale
             sampled = prediction.sample(generator)[mask] * self.offset_scale
@@ -79,12 +81,13 @@ class SequenceMDN(L.LightningModule):
                                 torch.tensor(float(len(batch)), device=self.device)])
         return loss, sums
 
+    def _where(self) -> str:
+        phase = "in training" if self.training else "in evaluation"
+        return (f"{phase} at step {self.global_step} after {self.points_processed:,} sequence points; "
+                "the batch was not trained on")
+
     def training_step(self, batch, batch_idx):
         loss, sums = self._measure(batch)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"training loss is {loss.item()} at step {self.global_step} after "
-                f"{self.points_processed:,} sequence points; the batch was not trained on")
         self.points_processed += batch.n_points
         self._pass = batch.epoch
         self._sums = sums if self._sums is None else self._sums + sums
@@ -134,6 +137,12 @@ class SequenceMDN(L.LightningModule):
         optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, eps=self.hparams.adam_eps)
         decay = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.hparams.lr_decay)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": decay, "interval": "step"}}
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # A finite loss can still give NaN gradients (a collapsed density); never apply them.
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if not torch.isfinite(torch.nn.utils.get_total_norm(grads)):
+            raise NonFiniteLossError(f"gradients are not finite {self._where()}")
 
     def lr_scheduler_step(self, scheduler, metric) -> None:
         # As in the paper's code, the rate decays once per pass over the sequences in use.
