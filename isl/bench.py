@@ -1,10 +1,15 @@
-"""Training-speed benchmark: the real Lightning Trainer against a bare PyTorch loop.
+"""Training-speed benchmarks, each printing one JSON line.
 
     python -m isl.bench train --model lstm --batch-seqs 50 --seq-len 40 --steps 30
+    python -m isl.bench real --model lstm --steps 40
 
-Both train the same SequenceMDN with the same optimizer and gradient clipping on the same
-synthetic batch, in one process, alternating; the median of ``--repeats`` timings of each is
-reported as one JSON line (``points_per_sec``, ``bare_points_per_sec``, their ratio).
+``train``: the real Lightning Trainer against a bare PyTorch loop. Both train the same
+SequenceMDN (its own Adam and gradient-norm clipping) on the same synthetic batch, in one
+process, alternating; the median of ``--repeats`` timings of each is reported
+(``points_per_sec``, ``bare_points_per_sec``, their ratio).
+
+``real``: real points/s of the Lightning Trainer on real batches (the first 10,000 training
+sequences, 50 per batch), with and without length bucketing, and the share of padding in each.
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ from torch.utils.data import DataLoader
 from isl.data.datamodule import StrokeBatch
 from isl.models.module import SequenceMDN
 
-GRAD_CLIP = 10.0
 LOG_EVERY = 20
 
 
@@ -57,7 +61,6 @@ def lightning_seconds(model: SequenceMDN, batch: StrokeBatch, steps: int, warmup
     timer = _Timer(warmup)
     with tempfile.TemporaryDirectory() as logs:
         trainer = L.Trainer(max_steps=steps + warmup, accelerator="auto", devices=1,
-                            gradient_clip_val=GRAD_CLIP, gradient_clip_algorithm="norm",
                             log_every_n_steps=LOG_EVERY, logger=CSVLogger(logs), callbacks=[timer],
                             enable_checkpointing=False, enable_progress_bar=False,
                             enable_model_summary=False, limit_val_batches=0)
@@ -69,7 +72,7 @@ def bare_seconds(model: SequenceMDN, batch: StrokeBatch, steps: int, warmup: int
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).train()
     batch = model.transfer_batch_to_device(batch, torch.device(device), 0)
-    optimizer = model.configure_optimizers()["optimizer"]
+    optimizer = model.configure_optimizers()[0][0]
     for step in range(steps + warmup):
         if step == warmup:
             if device == "cuda":
@@ -78,11 +81,40 @@ def bare_seconds(model: SequenceMDN, batch: StrokeBatch, steps: int, warmup: int
         loss, _ = model._measure(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), model.hparams.grad_clip)
         optimizer.step()
     if device == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start
+
+
+def real_benchmark(args) -> dict:
+    from isl.data.datamodule import StrokeDataModule
+    from isl.data.sources import MnistSource
+
+    source = MnistSource(search_dirs=[args.mnist_dir] if args.mnist_dir else [], data_dir=args.data_dir)
+    result = {"model": args.model, "steps": args.steps}
+    for bucket in (1, args.bucket):
+        dm = StrokeDataModule(source, batching={"by": "sequences", "size": 50, "bucket": bucket})
+        dm.setup()
+        loader = iter(dm.train_dataloader())
+        batches = [next(loader) for _ in range(args.steps + args.warmup)]
+        timed = batches[args.warmup:]
+        points = sum(b.n_points for b in timed)
+        padded = sum(b.steps.shape[0] * b.steps.shape[1] for b in timed)
+        seconds = []
+        for _ in range(args.repeats):
+            torch.manual_seed(0)
+            model = SequenceMDN(network=args.model)
+            timer = _Timer(args.warmup)
+            trainer = L.Trainer(max_steps=len(batches), accelerator="auto", devices=1, logger=False,
+                                callbacks=[timer], enable_checkpointing=False, enable_progress_bar=False,
+                                enable_model_summary=False, limit_val_batches=0)
+            trainer.fit(model, DataLoader(batches, batch_size=None))
+            seconds.append(timer.end - timer.start)
+        result[f"bucket{bucket}"] = {"points_per_sec": round(points / statistics.median(seconds)),
+                                     "padding_share": round(1 - points / padded, 3)}
+    return result
 
 
 def train_benchmark(args) -> dict:
@@ -111,9 +143,17 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--steps", type=int, default=30)
     train.add_argument("--warmup", type=int, default=5)
     train.add_argument("--repeats", type=int, default=3)
+    real = commands.add_parser("real", help="training points/s on real batches, bucketed or not")
+    real.add_argument("--model", choices=("lstm", "ffnn"), default="lstm")
+    real.add_argument("--steps", type=int, default=40)
+    real.add_argument("--warmup", type=int, default=5)
+    real.add_argument("--repeats", type=int, default=3)
+    real.add_argument("--bucket", type=int, default=50)
+    real.add_argument("--mnist-dir", default=None)
+    real.add_argument("--data-dir", default="data")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
-    print(json.dumps(train_benchmark(args)))
+    print(json.dumps({"train": train_benchmark, "real": real_benchmark}[args.command](args)))
 
 
 if __name__ == "__main__":

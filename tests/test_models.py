@@ -215,7 +215,7 @@ def test_ffnn_output_ignores_earlier_steps_while_lstm_output_depends_on_them(rea
 # --- 4. fitting a tiny batch ---------------------------------------------------------------------
 def _overfit(network, batch, seed, steps=300):
     net = model(network, seed=seed, lr=1e-3)
-    optimizer = net.configure_optimizers()["optimizer"]                # Adam, the module's eps
+    optimizer = net.configure_optimizers()[0][0]                      # Adam, the module's eps
     with torch.no_grad():
         initial = net._measure(batch)[0].item()
     for _ in range(steps):
@@ -355,7 +355,7 @@ def test_a_nan_batch_raises_naming_the_step_and_points_and_is_not_trained_on(rea
     snapshot = Snapshot()
     trainer = L.Trainer(accelerator="cpu", max_steps=NAN_STEP + 3, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                        limit_val_batches=0, gradient_clip_val=10.0, callbacks=[snapshot])
+                        limit_val_batches=0, callbacks=[snapshot])
     with pytest.raises(NonFiniteLossError) as raised:
         trainer.fit(net, datamodule=dm)
     message = str(raised.value)
