@@ -1,6 +1,7 @@
 """Hydra entry point: ``python run.py [overrides]``, or ``python run.py -m ...`` for a sweep."""
 
 import os
+import traceback
 from pathlib import Path
 
 import hydra
@@ -14,7 +15,14 @@ os.environ.setdefault("ISL_ROOT", str(Path(__file__).resolve().parent))
 def main(cfg: DictConfig) -> None:
     from isl.train import run  # after Hydra parsed the command line: `--help` stays instant
 
-    print(run(cfg, Path(HydraConfig.get().runtime.output_dir)))
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        print(run(cfg, out_dir))
+    except BaseException:
+        # Kept beside the job's metrics, so a sweep's report can list the failure; Hydra then
+        # carries on with the sweep's other jobs and exits non-zero at the end.
+        (out_dir / "error.txt").write_text(traceback.format_exc())
+        raise
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 
 import lightning as L
+from lightning.pytorch.callbacks import RichProgressBar
+
+from isl.curricula import Curriculum
 
 
 class PointsSchedule(L.Callback):
@@ -44,3 +47,16 @@ class PointsSchedule(L.Callback):
 
     def load_state_dict(self, state: dict) -> None:
         self.next_eval = state["next_eval"]
+
+
+class PointsProgressBar(RichProgressBar):
+    """Rich progress bar showing sequence points processed and the curriculum's stage."""
+
+    def get_metrics(self, trainer, module) -> dict:
+        metrics = super().get_metrics(trainer, module)
+        metrics.pop("v_num", None)
+        metrics["points"] = f"{module.points_processed:,}"
+        for callback in trainer.callbacks:
+            if isinstance(callback, Curriculum):
+                metrics["curriculum"] = callback.describe(trainer.datamodule)
+        return metrics

@@ -9,12 +9,12 @@ import lightning as L
 import numpy as np
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
-from isl.callbacks import PointsSchedule
+from isl.callbacks import PointsProgressBar, PointsSchedule
 from isl.data.datamodule import StrokeDataModule
 from isl.data.summary import describe
+from isl.loggers import build_loggers
 from isl.viz.strokes import save_grid
 
 log = logging.getLogger(__name__)
@@ -49,16 +49,18 @@ def train(cfg: DictConfig, out_dir: Path) -> str:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg)
     model = instantiate(cfg.model)
+    curriculum = instantiate(cfg.curriculum)
     schedule = PointsSchedule(cfg.budget.points, cfg.budget.eval_every)
-    logger = CSVLogger(save_dir=out_dir, name="", version="")
+    loggers = build_loggers(cfg, out_dir)
     checkpoints = ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0)
-    trainer = L.Trainer(**cfg.trainer, logger=logger, callbacks=[schedule, checkpoints],
-                        default_root_dir=out_dir)
+    trainer = L.Trainer(**cfg.trainer, logger=loggers, default_root_dir=out_dir,
+                        callbacks=[curriculum, schedule, checkpoints, PointsProgressBar()])
     trainer.fit(model, datamodule=dm)
     final = model.evaluate(dm.test_dataloader())
-    return (f"trained {cfg.model.network} on {model.points_processed:,} sequence points: "
+    return (f"trained {cfg.model.network} with the {type(curriculum).__name__.lower()} curriculum "
+            f"(stage {curriculum.stage}) on {model.points_processed:,} sequence points: "
             + ", ".join(f"{k} {v:.4g}" for k, v in final.items())
-            + f"\nmetrics: {Path(logger.log_dir) / 'metrics.csv'}\ncheckpoint: {checkpoints.last_model_path}")
+            + f"\nmetrics: {out_dir / 'metrics.csv'}\ncheckpoint: {checkpoints.last_model_path}")
 
 
 def describe_data(cfg: DictConfig, out_dir: Path) -> str:

@@ -45,6 +45,7 @@ class SequenceMDN(L.LightningModule):
         self.register_buffer("offset_scale", torch.ones(2))
         self.points_processed = 0
         self._sums = None
+        self.last_sums = None
         self._pass = None
         self._clock = None
 
@@ -105,9 +106,15 @@ class SequenceMDN(L.LightningModule):
             self.lr_schedulers().step()  # as in the paper's code: decay once per pass over the data
         self._pass = batch.epoch
         self.points_processed += batch.n_points
+        self.last_sums = sums
         self._sums = sums if self._sums is None else self._sums + sums
         if (batch_idx + 1) % self.trainer.log_every_n_steps == 0:
             self._log_train()
+
+    def last_batch_error(self) -> tuple[float, int]:
+        """(sum of squared sampled-offset errors in pixels, real points) of the last training batch."""
+        sq, n = self.last_sums[[_SUMS.index("sq_err_sampled"), _SUMS.index("points")]].tolist()
+        return sq, int(n)
 
     def _clip_gradients(self) -> None:
         # One pass over the gradients both clips their norm and catches NaN/inf, which a finite

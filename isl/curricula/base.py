@@ -1,0 +1,89 @@
+"""What every curriculum shares: a sliding window of training RMSE and stepping up on it."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+
+import lightning as L
+
+log = logging.getLogger(__name__)
+
+
+class Curriculum(L.Callback):
+    """Steps up when the training RMSE over the last ``window_points()`` training points
+    (at least ``min_points``) falls below ``threshold`` pixels, then starts a new window.
+
+    The RMSE is that of points sampled from the predicted mixture (the paper's measure), the
+    same ``train/rmse_sampled`` the run logs. Subclasses say how many stages there are and what
+    stage ``k`` means for the DataModule's curriculum state.
+    """
+
+    def __init__(self, threshold: float = 4.0, min_points: int = 5000):
+        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or threshold <= 0:
+            raise ValueError(f"curriculum.threshold must be a number > 0 (pixels), got {threshold!r}")
+        if isinstance(min_points, bool) or not isinstance(min_points, int) or min_points < 1:
+            raise ValueError(f"curriculum.min_points must be a positive integer, got {min_points!r}")
+        self.threshold, self.min_points = float(threshold), min_points
+        self.stage = 0
+        self.window: deque[tuple[float, int]] = deque()  # (sum of squared errors, points) per batch
+        self.window_sums = [0.0, 0]
+
+    # --- what a curriculum defines -------------------------------------------------------------
+    def num_stages(self, datamodule) -> int:
+        """How many stages; the last one is the full task, after which nothing changes."""
+        return 1
+
+    def apply(self, datamodule) -> None:
+        """Set ``datamodule.curriculum`` for ``self.stage``."""
+
+    def window_points(self, datamodule) -> int:
+        return self.min_points
+
+    def describe(self, datamodule) -> str:
+        """A few words on the current stage, for the progress bar and the log."""
+        return f"stage {self.stage}"
+
+    # --- the mechanism ---------------------------------------------------------------------------
+    @property
+    def rmse(self) -> float | None:
+        sq, n = self.window_sums
+        return (sq / n) ** 0.5 if n else None
+
+    def on_train_start(self, trainer, module) -> None:
+        self.apply(trainer.datamodule)
+        self._record(trainer, module)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        datamodule = trainer.datamodule
+        if self.stage >= self.num_stages(datamodule) - 1:
+            return
+        sq, n = module.last_batch_error()
+        self.window.append((sq, n))
+        self.window_sums[0] += sq
+        self.window_sums[1] += n
+        needed = self.window_points(datamodule)
+        while len(self.window) > 1 and self.window_sums[1] - self.window[0][1] >= needed:
+            old_sq, old_n = self.window.popleft()
+            self.window_sums[0] -= old_sq
+            self.window_sums[1] -= old_n
+        if self.window_sums[1] >= needed and self.rmse < self.threshold:
+            rmse = self.rmse
+            self.stage += 1
+            self.window.clear()
+            self.window_sums = [0.0, 0]
+            self.apply(datamodule)
+            log.info("Curriculum step up at %s points (training RMSE %.3f < %.3g): %s",
+                     f"{module.points_processed:,}", rmse, self.threshold, self.describe(datamodule))
+            self._record(trainer, module)
+
+    def _record(self, trainer, module) -> None:
+        module.write_metrics({"curriculum/stage": float(self.stage)})
+
+    def state_dict(self) -> dict:
+        return {"stage": self.stage, "window": list(self.window), "window_sums": list(self.window_sums)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.stage = state["stage"]
+        self.window = deque(tuple(w) for w in state["window"])
+        self.window_sums = list(state["window_sums"])

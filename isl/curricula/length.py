@@ -1,0 +1,33 @@
+"""Incremental Sequence Learning (de Jong 2016): train on the first ``start_length`` steps of
+every sequence, doubling the length at each step up until sequences are used whole."""
+
+from __future__ import annotations
+
+import math
+
+from isl.curricula.base import Curriculum
+
+
+class Length(Curriculum):
+    def __init__(self, threshold: float = 4.0, min_points: int = 5000, start_length: int = 2):
+        super().__init__(threshold, min_points)
+        if isinstance(start_length, bool) or not isinstance(start_length, int) or start_length < 2:
+            raise ValueError(f"curriculum.start_length must be an integer >= 2, got {start_length!r}")
+        self.start_length = start_length
+
+    def num_stages(self, datamodule) -> int:
+        longest = int(datamodule.train.lengths.max())
+        return max(math.ceil(math.log2(longest / self.start_length)), 0) + 1
+
+    def length(self, datamodule) -> int | None:
+        """The stage's length; None (whole sequences) at the last stage."""
+        if self.stage >= self.num_stages(datamodule) - 1:
+            return None
+        return self.start_length * 2 ** self.stage
+
+    def apply(self, datamodule) -> None:
+        datamodule.curriculum.max_length = self.length(datamodule)
+
+    def describe(self, datamodule) -> str:
+        length = self.length(datamodule)
+        return "full length" if length is None else f"length {length}"
