@@ -1,0 +1,163 @@
+"""Curricula step the DataModule up as specified, on controlled training-RMSE sequences."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+
+from isl.curricula.classes import Classes
+from isl.curricula.length import Length
+from isl.curricula.regular import Regular
+from isl.curricula.sequences import Sequences
+from isl.data.datamodule import StrokeDataModule
+from isl.models.module import SequenceMDN
+
+
+class Trainee:
+    """What a curriculum reads from the LightningModule: the last batch's error, the points."""
+
+    def __init__(self):
+        self.points_processed, self.error, self.logged = 0, (0.0, 0), []
+
+    def feed(self, rmse: float, points: int):
+        self.error = (rmse ** 2 * points, points)
+        self.points_processed += points
+
+    def last_batch_error(self):
+        return self.error
+
+    def write_metrics(self, metrics):
+        self.logged.append((self.points_processed, metrics))
+
+
+class Run:
+    def __init__(self, datamodule):
+        self.datamodule = datamodule
+
+
+@pytest.fixture
+def dm(real_source):
+    dm = StrokeDataModule(real_source, num_train=2000, num_test=100)
+    dm.setup()
+    return dm
+
+
+def drive(curriculum, dm, rmses, points=1000):
+    """Feed one batch per RMSE value; return the stage after each batch."""
+    trainee, run = Trainee(), Run(dm)
+    curriculum.on_train_start(run, trainee)
+    stages = []
+    for rmse in rmses:
+        trainee.feed(rmse, points)
+        curriculum.on_train_batch_end(run, trainee, None, None, 0)
+        stages.append(curriculum.stage)
+    return stages, trainee
+
+
+def test_length_starts_at_two_steps_and_doubles_when_the_window_rmse_drops_below_threshold(dm):
+    curriculum = Length(threshold=4.0, min_points=5000)
+    assert int(dm.train.lengths.max()) <= 128
+    stages, trainee = drive(curriculum, dm, [5.0] * 6 + [1.0] * 2)
+    assert dm.curriculum.max_length == 4 and stages == [0] * 7 + [1]
+    # The window is the fewest recent batches holding >= 5,000 points: the last five. After
+    # batch 7 their mean squared error is (4 x 25 + 1) / 5 = 20.2 >= 16; after batch 8 it is
+    # (3 x 25 + 2) / 5 = 15.4 < 16 = 4^2, so the step up comes exactly there.
+    assert trainee.logged[-1] == (8000, {"curriculum/stage": 1.0})
+    lengths = [dm.curriculum.max_length]
+    for _ in range(8):
+        drive_more(curriculum, dm, trainee, [0.5] * 5)
+        lengths.append(dm.curriculum.max_length)
+    assert lengths == [4, 8, 16, 32, 64, None, None, None, None]  # then whole sequences
+
+
+def drive_more(curriculum, dm, trainee, rmses, points=1000):
+    run = Run(dm)
+    for rmse in rmses:
+        trainee.feed(rmse, points)
+        curriculum.on_train_batch_end(run, trainee, None, None, 0)
+
+
+def test_a_window_shorter_than_min_points_never_steps(dm):
+    stages, _ = drive(Length(threshold=4.0, min_points=5000), dm, [0.1] * 4)
+    assert stages == [0, 0, 0, 0] and dm.curriculum.max_length == 2
+
+
+def test_classes_double_from_digit_zero_to_all_ten(dm):
+    curriculum = Classes(threshold=4.0, min_points=2000)
+    seen = []
+    trainee, run = Trainee(), Run(dm)
+    curriculum.on_train_start(run, trainee)
+    for _ in range(6):
+        seen.append(dm.curriculum.classes)
+        drive_more(curriculum, dm, trainee, [1.0] * 2)
+    assert seen == [(0,), (0, 1), (0, 1, 2, 3), tuple(range(8)), tuple(range(10)), tuple(range(10))]
+
+
+def test_sequences_double_from_ten_with_a_window_of_fifty_points_per_sequence(dm):
+    curriculum = Sequences(threshold=4.0, min_points=5000, start_sequences=10, window_factor=50)
+    trainee, run = Trainee(), Run(dm)
+    curriculum.on_train_start(run, trainee)
+    assert dm.curriculum.num_sequences == 10 and curriculum.window_points(dm) == 500
+    drive_more(curriculum, dm, trainee, [1.0], points=499)
+    assert curriculum.stage == 0                              # 499 < 500 points
+    drive_more(curriculum, dm, trainee, [1.0], points=1)
+    assert dm.curriculum.num_sequences == 20 and curriculum.window_points(dm) == 1000
+    counts = [20]
+    while dm.curriculum.num_sequences is not None:
+        drive_more(curriculum, dm, trainee, [1.0], points=curriculum.window_points(dm))
+        counts.append(dm.curriculum.num_sequences)
+    assert counts == [20, 40, 80, 160, 320, 640, 1280, None]  # 2,000 sequences in all
+
+
+def test_regular_never_steps_and_uses_everything(dm):
+    dm.curriculum.max_length, dm.curriculum.classes = 3, [1]
+    stages, _ = drive(Regular(), dm, [0.1] * 20)
+    assert set(stages) == {0}
+    assert (dm.curriculum.max_length, dm.curriculum.classes, dm.curriculum.num_sequences) == \
+        (None, tuple(range(10)), None)
+
+
+def test_curriculum_state_and_window_survive_a_checkpoint_round_trip(dm):
+    first = Length(threshold=4.0, min_points=5000)
+    stages, trainee = drive(first, dm, [1.0] * 5 + [5.0] * 3)   # stage 1, window half full
+    resumed = Length(threshold=4.0, min_points=5000)
+    resumed.load_state_dict(first.state_dict())
+    assert resumed.stage == first.stage == 1
+    rest = [3.0, 3.0, 1.0, 1.0, 1.0]
+    drive_more(first, dm, trainee, rest)
+    stage_a = first.stage
+    dm.curriculum.max_length = 2                                 # a fresh process
+    resumed.apply(dm)
+    drive_more(resumed, dm, trainee, rest)
+    assert resumed.stage == stage_a and resumed.state_dict() == first.state_dict()
+
+
+@pytest.mark.parametrize("make, key", [(lambda: Length(threshold=0), "curriculum.threshold"),
+                                       (lambda: Length(threshold=-1.0), "curriculum.threshold"),
+                                       (lambda: Length(min_points=0), "curriculum.min_points"),
+                                       (lambda: Length(start_length=1), "curriculum.start_length"),
+                                       (lambda: Sequences(start_sequences=0), "curriculum.start_sequences")])
+def test_bad_curriculum_settings_are_refused_naming_the_key(make, key):
+    with pytest.raises(ValueError, match=key):
+        make()
+
+
+def test_in_real_training_the_length_curriculum_reaches_full_length(real_source):
+    """With an easy threshold the LSTM climbs every stage; batches follow the stage."""
+    widths = []
+
+    class Widths(L.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            widths.append(batch.steps.shape[1])
+
+    dm = StrokeDataModule(real_source, num_train=500, num_test=50)
+    curriculum = Length(threshold=50.0, min_points=300)
+    trainer = L.Trainer(accelerator="cpu", max_steps=40, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                        callbacks=[curriculum, Widths()])
+    trainer.fit(SequenceMDN(hidden=16), datamodule=dm)
+    assert widths[:2] == [2, 2] and max(widths) > 64
+    early = widths[:next(i for i, w in enumerate(widths) if w > 32)]
+    assert early == sorted(early) and set(early) == {2, 4, 8, 16, 32}   # one stage after another
+    assert curriculum.stage == curriculum.num_stages(dm) - 1 and dm.curriculum.max_length is None
