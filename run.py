@@ -8,6 +8,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+import isl.config  # noqa: F401  (registers the config schema with Hydra)
+
 os.environ.setdefault("ISL_ROOT", str(Path(__file__).resolve().parent))
 
 

@@ -1,13 +1,224 @@
-"""The loggers of one run, from the Hydra group ``logger``: CSV always, for the local report."""
+"""The loggers of one run, from the Hydra group ``logger``: CSV always, for the local report;
+``logger=wandb`` adds a Weights & Biases run beside it.
+
+The W&B run is offline unless credentials are set (``logger.wandb.mode: auto``), with its files in
+the job's directory (``<out_dir>/wandb/``), so ``wandb sync <out_dir>/wandb/offline-run-*`` can
+upload it later. Runs of one sweep share a group, the Hydra choices are tags, the resolved config
+is the run's config, and every chart is drawn against ``points`` (sequence points processed).
+Nothing that looks like a credential reaches W&B: such config values and command-line values are
+replaced by ``<redacted>``.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import netrc
+import os
+import re
+import sys
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
-from lightning.pytorch.loggers import CSVLogger, Logger
-from omegaconf import DictConfig
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+MODES = ("auto", "online", "offline", "disabled")
+TAG_GROUPS = ("curriculum", "batching", "model")   # Hydra choices that become tags
+CHOICE_GROUPS = ("data", *TAG_GROUPS, "experiment")  # Hydra choices kept in the run's config
+STEP_METRIC = "points"  # written with every metric by SequenceMDN.write_metrics
+DEFAULT_HOST = "https://api.wandb.ai"
+REDACTED = "<redacted>"
+# A config key or command-line key that holds a credential.
+SECRET_KEY = re.compile(r"(?:^|[^a-z0-9])(?:(?:api|access|private|secret)[_-]?key|token|secret|"
+                        r"password|passwd|credentials?)(?:$|[^a-z0-9])", re.IGNORECASE)
+# key=value inside a command-line argument or a Hydra override_dirname ("a=1,b.api_key=x").
+_ASSIGNMENT = re.compile(r"(?P<key>[\w.+~/-]*?[\w.-]+)=(?P<value>[^,\s]*)")
+_NAME_LIMIT = 128  # W&B limits run names and groups to 128 characters, tags to 64
 
 
 def build_loggers(cfg: DictConfig, out_dir: Path) -> list[Logger]:
-    """CSV into ``out_dir/metrics.csv``, plus whatever ``cfg.logger`` adds."""
-    return [CSVLogger(save_dir=out_dir, name="", version="")]
+    """CSV into ``out_dir/metrics.csv``, plus W&B when ``cfg.logger.wandb`` is set."""
+    loggers: list[Logger] = [CSVLogger(save_dir=out_dir, name="", version="")]
+    wandb_cfg = OmegaConf.select(cfg, "logger.wandb", default=None)
+    if wandb_cfg is not None:
+        loggers.append(build_wandb_logger(cfg, out_dir))
+    return loggers
+
+
+# --- W&B ------------------------------------------------------------------------------------------
+class IslWandbLogger(WandbLogger):
+    """Lightning's WandbLogger with ``points`` as the x-axis of every chart, the model's
+    hyperparameters under ``hparams`` (the whole config is already the run's config), no
+    credentials in the recorded command line, and the run finished with the fit, so that the
+    next job of a sweep (same process) starts a run of its own."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._finished = False
+
+    @property
+    def experiment(self):
+        created = self._experiment is None
+        with _redacted_argv():  # wandb records sys.argv in the run's metadata
+            run = super().experiment
+        if created and self._experiment is not None and hasattr(run, "define_metric"):
+            run.define_metric(STEP_METRIC)
+            run.define_metric("*", step_metric=STEP_METRIC, step_sync=True, overwrite=True)
+            mode = getattr(getattr(run, "settings", None), "mode", None)
+            if mode in ("offline", "dryrun"):
+                log.info("W&B run %s is offline, in %s; upload it later with: wandb sync %s",
+                         run.name, run.dir, Path(run.dir).parent)
+        return run
+
+    def log_hyperparams(self, params) -> None:
+        params = params if isinstance(params, dict) else vars(params)
+        super().log_hyperparams({"hparams": redact(dict(params))})
+
+    def finalize(self, status: str) -> None:
+        super().finalize(status)
+        if self._experiment is not None and not self._finished and hasattr(self._experiment, "finish"):
+            self._finished = True
+            self._experiment.finish(exit_code=0 if status in ("success", "finished") else 1)
+
+
+def build_wandb_logger(cfg: DictConfig, out_dir: Path) -> IslWandbLogger:
+    """The W&B logger of ``cfg.logger.wandb`` (mode, project, entity, group, name, tags, notes)."""
+    settings = cfg.logger.wandb
+    unknown = sorted(set(settings) - {"mode", "project", "entity", "group", "name", "tags", "notes"})
+    if unknown:
+        shown = [k if not SECRET_KEY.search(k) else f"{k} (never put credentials in the config: "
+                 "set WANDB_API_KEY or run `wandb login`)" for k in unknown]
+        log.warning("ignoring unknown logger.wandb key(s): %s", ", ".join(shown))
+    mode, reason = resolve_mode(settings.get("mode", "auto"))
+    log.info("W&B mode %s: %s", mode, reason)
+    hydra = _hydra_context(cfg, out_dir)
+    config = redact(OmegaConf.to_container(cfg, resolve=True))
+    if hydra["choices"]:
+        config["choices"] = hydra["choices"]
+    config["out_dir"] = str(out_dir)
+    tags = [*hydra["tags"], *(settings.get("tags") or [])]
+    return IslWandbLogger(
+        save_dir=str(out_dir), project=settings.get("project") or "isl",
+        entity=settings.get("entity"), name=_clip(settings.get("name") or hydra["name"]),
+        group=_clip(settings.get("group") or hydra["group"]),
+        tags=[str(t)[:64] for t in tags] or None, notes=settings.get("notes"),
+        config=config, mode=mode, log_model=False)
+
+
+def resolve_mode(setting: str = "auto", environ: dict[str, str] | None = None) -> tuple[str, str]:
+    """The W&B mode for ``logger.wandb.mode`` and why: ``auto`` follows ``WANDB_MODE`` if set,
+    else is online when credentials are set (``WANDB_API_KEY``, ``WANDB_IDENTITY_TOKEN_FILE``
+    or a netrc entry for the W&B host), else offline. Never contacts the server, never reads
+    the key's value beyond checking that it is there."""
+    environ = os.environ if environ is None else environ
+    if setting not in MODES:
+        raise ValueError(f"logger.wandb.mode must be one of {MODES}, got {setting!r}")
+    if setting != "auto":
+        return setting, "set by logger.wandb.mode"
+    if env_mode := environ.get("WANDB_MODE"):
+        mapped = {"dryrun": "offline", "run": "online"}.get(env_mode, env_mode)
+        if mapped in MODES[1:]:
+            return mapped, f"WANDB_MODE={env_mode}"
+    if source := credentials_source(environ):
+        return "online", f"credentials from {source}"
+    host = _host(environ)
+    return "offline", (f"no W&B credentials (no WANDB_API_KEY, no entry for {host} in "
+                       f"{_netrc_path(environ)}); log in with `wandb login` for online runs")
+
+
+def credentials_source(environ: dict[str, str] | None = None) -> str | None:
+    """Where W&B would find credentials for its host (not their value), or None."""
+    environ = os.environ if environ is None else environ
+    for name in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE"):
+        if environ.get(name):
+            return name
+    path = _netrc_path(environ)
+    try:
+        entry = netrc.netrc(str(path)).authenticators(_host(environ))
+    except (OSError, netrc.NetrcParseError):
+        return None
+    return str(path) if entry and entry[2] else None
+
+
+def _host(environ) -> str:
+    return urlsplit(environ.get("WANDB_BASE_URL") or DEFAULT_HOST).netloc or "api.wandb.ai"
+
+
+def _netrc_path(environ) -> Path:
+    """As wandb finds it: $NETRC, else ~/.netrc, else ~/_netrc (Windows)."""
+    if environ.get("NETRC"):
+        return Path(environ["NETRC"]).expanduser()
+    home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
+    unix, windows = home / ".netrc", home / "_netrc"
+    return windows if not unix.exists() and (windows.exists() or sys.platform == "win32") else unix
+
+
+def _hydra_context(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Group, name, tags and choices from Hydra; a plain name and nothing else outside Hydra."""
+    context: dict[str, Any] = {"group": None, "name": redact_text(out_dir.name), "tags": [],
+                               "choices": {}}
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+    except ImportError:
+        return context
+    if not HydraConfig.initialized():
+        return context
+    hydra = HydraConfig.get()
+    choices = hydra.runtime.choices
+    context["choices"] = {g: choices[g] for g in CHOICE_GROUPS if choices.get(g) is not None}
+    context["tags"] = [f"{g}={context['choices'][g]}" for g in TAG_GROUPS if g in context["choices"]]
+    runs_dir = OmegaConf.select(cfg, "paths.runs_dir", default=None)
+    if hydra.mode == RunMode.MULTIRUN:
+        sweep_dir = Path(hydra.sweep.dir)
+        context["group"] = redact_text(_relative(sweep_dir, runs_dir))
+        context["name"] = redact_text(_relative(out_dir, sweep_dir))
+    else:
+        context["name"] = redact_text(_relative(out_dir, runs_dir))
+    return context
+
+
+def _relative(path: Path, base) -> str:
+    """``path`` relative to ``base`` where it lies under it, else its last component."""
+    if base is not None:
+        with contextlib.suppress(ValueError):
+            return Path(path).resolve().relative_to(Path(base).resolve()).as_posix()
+    return Path(path).name
+
+
+def _clip(text: str | None) -> str | None:
+    return text if text is None or len(text) <= _NAME_LIMIT else text[:_NAME_LIMIT - 1] + "…"
+
+
+# --- redaction ------------------------------------------------------------------------------------
+def redact(value: Any) -> Any:
+    """A copy of a config container with the value of every credential-like key replaced."""
+    if isinstance(value, dict):
+        return {k: REDACTED if SECRET_KEY.search(str(k)) and v is not None else redact(v)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
+def redact_text(text: str) -> str:
+    """``key=value`` assignments (command-line overrides, Hydra's override_dirname) with a
+    credential-like key get their value replaced: ``+logger.wandb.api_key=<redacted>``."""
+    return _ASSIGNMENT.sub(lambda m: f"{m['key']}={REDACTED}" if SECRET_KEY.search(m["key"])
+                           else m[0], text)
+
+
+@contextlib.contextmanager
+def _redacted_argv():
+    saved = sys.argv
+    sys.argv = [redact_text(arg) for arg in saved]
+    try:
+        yield
+    finally:
+        sys.argv = saved

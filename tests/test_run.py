@@ -88,3 +88,20 @@ def test_a_short_training_run_logs_every_metric_to_csv(full_data_dir, tmp_path, 
     assert float(test_rows[-1]["test/loss"]) < float(test_rows[0]["test/loss"])  # it learns
     assert (metrics.parent / "checkpoints" / "last.ckpt").is_file()
     assert f"trained {model} on" in result.stdout
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("budjet.points=5", "Key 'budjet' not in 'Config'"),                     # typo
+    ("budget.points=abc", "full_key: budget.points"),                         # wrong type
+    ("budget.points=-5", "budget.points must be a positive integer"),         # out of range
+    ("curriculum=lenght", "Could not find 'curriculum/lenght'"),             # unknown option
+    ("curriculum=length curriculum.threshold=0", "curriculum.threshold must be a number > 0"),
+    ("batching.size=0", "batching.size must be a positive integer"),
+    ("model.hidden=0", "model.hidden must be a positive integer"),
+    ("task=fly", "task must be one of"),
+])
+def test_bad_config_fails_before_training_naming_the_key(tmp_path, override, expected):
+    result = run_py(*override.split(), data_dir=tmp_path / "data", runs_dir=tmp_path)
+    assert result.returncode != 0
+    assert expected in result.stdout + result.stderr
+    assert not (tmp_path / "data").exists() and not list(tmp_path.rglob("metrics.csv"))

@@ -1,0 +1,42 @@
+"""The schema of ``conf/config.yaml``: Hydra checks names and types against it when it composes
+the config, so a typo or a wrong type fails before anything runs, naming the key. Ranges are
+checked by the classes the values go to (e.g. ``budget.points must be a positive integer``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class Budget:
+    points: int = MISSING       # sequence points processed before training stops
+    eval_every: int = MISSING   # test evaluation every this many training points
+
+
+@dataclass
+class Paths:
+    root: str = MISSING
+    data_dir: str = MISSING
+    runs_dir: str = MISSING
+
+
+@dataclass
+class Config:
+    task: str = MISSING
+    seed: int = MISSING
+    budget: Budget = field(default_factory=Budget)
+    paths: Paths = field(default_factory=Paths)
+    # Groups: their own classes check their values.
+    data: Any = MISSING
+    batching: Any = MISSING
+    model: Any = MISSING
+    curriculum: Any = MISSING
+    trainer: Any = MISSING
+    logger: Any = MISSING
+
+
+ConfigStore.instance().store(name="schema", node=Config)

@@ -1,0 +1,51 @@
+"""Learning curves of a sweep: one panel per cell, one line per curriculum (mean and band over seeds)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import isl.viz  # noqa: F401  (Agg backend)
+import matplotlib.pyplot as plt
+
+BAND = "min–max"
+COLORS = {"regular": "black", "length": "tab:red", "classes": "tab:blue", "sequences": "tab:green"}
+
+
+def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title: str = "",
+                cell_title=str) -> Path:
+    """Plot ``cells`` ({cell: {curriculum: Curve}}, as ``isl.report.aggregate`` returns) to ``path``."""
+    n = len(cells)
+    cols = 1 if n == 1 else 2 if n <= 4 else math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4 * rows), squeeze=False,
+                             sharex=True, sharey=True)
+    for ax, (cell, curves) in zip(axes.flat, cells.items()):
+        for name, curve in curves.items():
+            keep = curve.points > 0 if xscale == "log" else slice(None)
+            x, values = curve.points[keep], curve.values[metric][:, keep]
+            color = COLORS.get(name)
+            line, = ax.plot(x, values.mean(axis=0), "-", marker="." if len(x) < 30 else None,
+                            color=color, label=f"{name} (n={len(curve.seeds)})")
+            if len(curve.seeds) > 1:
+                ax.fill_between(x, values.min(axis=0), values.max(axis=0), color=line.get_color(),
+                                alpha=0.2, linewidth=0)
+        if "regular" in curves:
+            ax.axhline(curves["regular"].mean(metric).min(), color="gray", linestyle=":", linewidth=1)
+        ax.set_xscale(xscale)
+        ax.set_title(cell_title(cell), fontsize=10)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("sequence points processed" + (" (log scale)" if xscale == "log" else ""))
+        ax.xaxis.set_tick_params(labelbottom=True)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("test RMSE (pixels)")
+    fig.suptitle(f"{title}\nline: mean over seeds; band: {BAND} over seeds; dotted: regular's best",
+                 fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

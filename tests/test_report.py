@@ -1,0 +1,192 @@
+"""The sweep report: numbers on a synthetic sweep with known curves, and end to end on the smoke grid."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from matplotlib.image import imread
+
+from conftest import MNIST_DIR, REPO, needs_mnist
+from isl import report
+
+COLUMNS = ["curriculum/stage", "lr", "points", "step", "test/accuracy", "test/loss",
+           "test/rmse_expected", "test/rmse_sampled", "time/eval_sec", "time/wall_sec",
+           "train/accuracy", "train/loss", "train/rmse_expected", "train/rmse_sampled"]
+
+
+def write_job(sweep: Path, num: int, curriculum: str, batching: str, model: str, seed: int,
+              points=None, rmse=None, error: str | None = None, extra: tuple = ()) -> Path:
+    """A job directory as Hydra and the CSV logger write it; expected RMSE is half the sampled."""
+    overrides = [f"curriculum={curriculum}", f"batching={batching}", f"model={model}",
+                 f"seed={seed}", "experiment=grid", *extra]
+    # paths.runs_dir with slashes nests the job directory, as a real sweep does
+    job = sweep / f"{num}-{','.join(sorted(overrides))},paths.runs_dir=/tmp/x" / "y,seed=1"
+    (job / ".hydra").mkdir(parents=True)
+    config = {"batching": {"by": batching}, "model": {"network": model},
+              "curriculum": {"_target_": f"isl.curricula.{curriculum}.{curriculum.title()}"},
+              "seed": seed, "budget": {"points": 4000, "eval_every": 1000}}
+    (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    hydra = {"hydra": {"job": {"num": num},
+                       "runtime": {"choices": {"curriculum": curriculum, "batching": batching,
+                                               "model": model, "experiment": "grid"}},
+                       "overrides": {"hydra": ["hydra.mode=MULTIRUN"],
+                                     "task": [*overrides, "paths.runs_dir=/tmp/x/y"]}}}
+    (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(hydra))
+    if points is not None:
+        with (job / "metrics.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerow({"curriculum/stage": 0.0, "points": 0.0, "step": 0})
+            for step, (p, r) in enumerate(zip(points, rmse)):
+                if p > 0:  # a sparse training row before each evaluation
+                    writer.writerow({"lr": 0.0025, "points": p - 10, "step": step,
+                                     "train/loss": 1.0, "train/rmse_sampled": r + 0.5,
+                                     "train/rmse_expected": r / 2, "train/accuracy": 0.1})
+                writer.writerow({"points": float(p), "step": step, "test/loss": 1.0, "test/accuracy": 0.1,
+                                 "test/rmse_sampled": r, "test/rmse_expected": r / 2,
+                                 "time/eval_sec": 0.1, "time/wall_sec": step})
+    if error:
+        (job / "error.txt").write_text(f"Traceback (most recent call last):\n  File x\n{error}\n\n")
+    return job
+
+
+P1, P2 = [0, 1000, 2000, 3000, 4000], [0, 1010, 2020, 3030, 4040]
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    sweep = tmp_path / "multirun" / "2026-11-23" / "16-36-34"
+    num = iter(range(100))
+    # cell sequences x lstm: regular mean [10 8 6 5 5] (best 5 at 3015 points), length mean [10 5 4 2 1]
+    write_job(sweep, next(num), "regular", "sequences", "lstm", 1, P1, [10, 8, 6, 5, 4])
+    write_job(sweep, next(num), "regular", "sequences", "lstm", 2, P2, [10, 8, 6, 5, 6])
+    write_job(sweep, next(num), "length", "sequences", "lstm", 1, P1, [10, 6, 4, 2, 1])
+    write_job(sweep, next(num), "length", "sequences", "lstm", 2, P2, [10, 4, 4, 2, 1])
+    # cell points x lstm: length never reaches regular's best (2, first at 4020 points)
+    for seed, p in ((1, P1), (2, P2)):
+        write_job(sweep, next(num), "regular", "points", "lstm", seed, p, [10, 5, 4, 3, 2])
+        write_job(sweep, next(num), "length", "points", "lstm", seed, p, [10, 9, 8, 7, 6])
+    # a failure with partial metrics (left out of the averages), one without, one job without metrics
+    write_job(sweep, next(num), "length", "sequences", "lstm", 3, P1[:3], [0.1, 0.1, 0.1],
+              error="NonFiniteLossError: loss is nan in training at step 7")
+    write_job(sweep, next(num), "regular", "points", "lstm", 3, error="RuntimeError: out of memory")
+    write_job(sweep, next(num), "length", "points", "lstm", 3)
+    return sweep
+
+
+def rows_of(out: Path) -> dict[tuple, dict]:
+    with (out / "summary.csv").open() as f:
+        return {(r["batching"], r["curriculum"]): r for r in csv.DictReader(f)}
+
+
+def non_white_fraction(png: Path) -> float:
+    image = imread(png)[..., :3]
+    return float((image.min(axis=-1) < 0.9).mean())
+
+
+def test_table_numbers_match_hand_computed_values(sweep):
+    out = report.write_report(sweep)
+    assert out == sweep / "report"
+    rows = rows_of(out)
+    assert len(rows) == 4
+    regular, length = rows["sequences", "regular"], rows["sequences", "length"]
+    assert regular["seeds"] == "2" and regular["seed_list"] == "1 2"
+    assert length["seeds"] == "2"  # the failed seed 3 is not averaged in
+    assert float(regular["final_rmse_mean"]) == pytest.approx(5.0)
+    assert float(regular["final_rmse_std"]) == pytest.approx(math.sqrt(2))  # sample std of 4, 6
+    assert float(regular["best_rmse"]) == pytest.approx(5.0)
+    assert float(regular["best_points"]) == pytest.approx(3015)
+    assert float(regular["points_to_reach_regular_best"]) == pytest.approx(3015)
+    assert float(regular["speedup"]) == pytest.approx(1.0)
+    assert float(regular["final_reduction_pct"]) == pytest.approx(0.0)
+    assert float(regular["final_rmse_expected_mean"]) == pytest.approx(2.5)
+    assert float(length["final_rmse_mean"]) == pytest.approx(1.0)
+    assert float(length["final_rmse_std"]) == pytest.approx(0.0)
+    assert float(length["best_rmse"]) == pytest.approx(1.0)
+    assert float(length["best_points"]) == pytest.approx(4020)
+    assert float(length["points_to_reach_regular_best"]) == pytest.approx(1005)  # mean 5 <= 5
+    assert float(length["speedup"]) == pytest.approx(3015 / 1005)
+    assert float(length["final_reduction_pct"]) == pytest.approx(80.0)
+
+    slow = rows["points", "length"]
+    assert slow["points_to_reach_regular_best"] == "" and slow["speedup"] == ""
+    assert float(slow["final_reduction_pct"]) == pytest.approx(-200.0)
+    assert float(rows["points", "regular"]["points_to_reach_regular_best"]) == pytest.approx(4020)
+
+
+def test_markdown_lists_failures_and_embeds_figures(sweep):
+    out = report.write_report(sweep)
+    md = (out / "summary.md").read_text()
+    assert "## lstm, batching=sequences" in md and "## lstm, batching=points" in md
+    assert "| length | 2 | 1.000 ± 0.000 | 1.000 (4,020) | 1,005 | 3.0× | 80.0% | 0.500 ± 0.000 |" in md
+    assert "not reached" in md
+    failed = md.split("## Failed jobs")[1].split("## Jobs without")[0]
+    assert "NonFiniteLossError: loss is nan in training at step 7" in failed
+    assert "RuntimeError: out of memory" in failed
+    assert failed.count("\n- ") == 2
+    missing = md.split("## Jobs without test metrics")[1]
+    assert missing.count("\n- ") == 2 and "(failed)" in missing  # the OOM one and the silent one
+    assert "](rmse_sampled.png)" in md and "](rmse_expected.png)" in md
+    assert "min–max" in md
+
+
+def test_figures_are_drawn(sweep):
+    out = report.write_report(sweep, xscale="linear")
+    for name in ("rmse_sampled.png", "rmse_expected.png"):
+        assert non_white_fraction(out / name) > 0.01
+
+
+def test_overrides_that_differ_split_cells(tmp_path):
+    sweep = tmp_path / "sweep"
+    for num, threshold in enumerate(("3", "4")):
+        write_job(sweep, 2 * num, "regular", "sequences", "lstm", 1, P1, [10, 8, 6, 5, 4],
+                  extra=(f"curriculum.threshold={threshold}",))
+        write_job(sweep, 2 * num + 1, "length", "sequences", "lstm", 1, P1, [10, 6, 4, 2, 1],
+                  extra=(f"curriculum.threshold={threshold}",))
+    out = report.write_report(sweep)
+    with (out / "summary.csv").open() as f:
+        variants = [r["variant"] for r in csv.DictReader(f)]
+    assert variants == ["curriculum.threshold=3"] * 2 + ["curriculum.threshold=4"] * 2
+
+
+def test_no_usable_job_is_a_clear_error(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(report.ReportError, match=f"no usable job in {empty}"):
+        report.write_report(empty)
+    write_job(empty, 0, "regular", "sequences", "lstm", 1, error="ValueError: bad")
+    assert report.main([str(empty)]) == 2
+    assert f"no usable job in {empty}: 1 job(s)" in capsys.readouterr().err
+    assert report.main([str(tmp_path / "nowhere")]) == 2
+
+
+@pytest.mark.slow
+@needs_mnist
+def test_smoke_sweep_end_to_end(tmp_path, full_data_dir):
+    env = {**os.environ, "ISL_MNIST_DIR": str(MNIST_DIR), "ISL_DATA_DIR": str(full_data_dir)}
+    runs = tmp_path / "runs"
+    subprocess.run([sys.executable, "run.py", "-m", "experiment=smoke", f"paths.runs_dir={runs}"],
+                   cwd=REPO, env=env, check=True, capture_output=True, timeout=600)
+    (sweep,) = (runs / "multirun").glob("*/*")
+    result = subprocess.run([sys.executable, "-m", "isl.report", str(sweep)], cwd=REPO, env=env,
+                            check=True, capture_output=True, text=True, timeout=300)
+    out = sweep / "report"
+    assert str(out / "summary.md") in result.stdout
+    with (out / "summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 16
+    assert {(r["batching"], r["model"]) for r in rows} == {(b, m) for b in ("sequences", "points")
+                                                           for m in ("lstm", "ffnn")}
+    assert all(r["seeds"] == "1" and np.isfinite(float(r["final_rmse_mean"])) for r in rows)
+    md = (out / "summary.md").read_text()
+    assert md.count("\n| regular |") == 4 and "16 jobs: 16 summarised, 0 failed" in md
+    for name in ("rmse_sampled.png", "rmse_expected.png"):
+        assert non_white_fraction(out / name) > 0.01
