@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from hydra.experimental.callback import Callback
+
 log = logging.getLogger(__name__)
 
 #: Keys of ``hydra.launcher`` that are ours, not joblib's: removed before joblib sees them.
@@ -130,7 +132,7 @@ def trainer_devices(gpu: int | None) -> dict:
     return {} if gpu is None else {"accelerator": "gpu", "devices": [gpu]}
 
 
-class GpuSlots:
+class GpuSlots(Callback):
     """Hydra callback of ``hydra/launcher=gpus``: before the launcher starts, sizes joblib's
     pool to ``per_gpu`` × GPUs (``per_gpu`` on a CPU-only machine) unless ``n_jobs`` was given,
     and removes the keys joblib does not take. Jobs read them back from their own config."""
