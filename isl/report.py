@@ -166,7 +166,8 @@ def aggregate(jobs: list[Job]) -> dict[Cell, dict[str, Curve]]:
     groups: dict[Cell, dict[str, list[Job]]] = {}
     for job in jobs:
         if job.error is None and job.evals is not None:
-            groups.setdefault((job.batching, job.model, job.variant), {}).setdefault(job.curriculum, []).append(job)
+            cell = groups.setdefault((job.batching, job.model, job.variant), {})
+            cell.setdefault(job.curriculum, []).append(job)
     cells = {}
     for cell in sorted(groups, key=lambda c: (ordered("batching", c[0]), ordered("model", c[1]), c[2])):
         cells[cell] = {}
@@ -248,7 +249,8 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log") -> P
     mark_variants(jobs)
     cells = aggregate(jobs)
     if not cells:
-        what = f"{len(jobs)} job(s), none finished with test metrics" if jobs else "no job directories (.hydra/)"
+        what = (f"{len(jobs)} job(s), none finished with test metrics" if jobs
+                else "no job directories (.hydra/ or error.txt)")
         raise ReportError(f"no usable job in {sweep}: {what}")
     out.mkdir(parents=True, exist_ok=True)
 
@@ -278,7 +280,8 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log") -> P
            f"Line: mean over seeds; band: {BAND} over seeds. "
            + ("The evaluation before training (0 points) is off the log axis. " if xscale == "log" else "")
            + "Dotted: regular's best (seed mean).", "",
-           "![Test RMSE, sampled](rmse_sampled.png)", "", "![Test RMSE, expected value](rmse_expected.png)", ""]
+           "![Test RMSE, sampled](rmse_sampled.png)", "",
+           "![Test RMSE, expected value](rmse_expected.png)", ""]
     failed = [j for j in jobs if j.error is not None]
     missing = [j for j in jobs if j.evals is None]
     md += ["## Failed jobs", "", *([f"- `{j.name}`: {j.error}" for j in failed] or ["None."]), "",
