@@ -58,6 +58,8 @@ class IslWandbLogger(WandbLogger):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self._wandb_init.get("anonymous") is None:  # wandb warns about the setting, even None
+            self._wandb_init.pop("anonymous", None)
         self._finished = False
 
     @property
@@ -68,10 +70,6 @@ class IslWandbLogger(WandbLogger):
         if created and self._experiment is not None and hasattr(run, "define_metric"):
             run.define_metric(STEP_METRIC)
             run.define_metric("*", step_metric=STEP_METRIC, step_sync=True, overwrite=True)
-            mode = getattr(getattr(run, "settings", None), "mode", None)
-            if mode in ("offline", "dryrun"):
-                log.info("W&B run %s is offline, in %s; upload it later with: wandb sync %s",
-                         run.name, run.dir, Path(run.dir).parent)
         return run
 
     def log_hyperparams(self, params) -> None:
@@ -158,7 +156,11 @@ def _netrc_path(environ) -> Path:
 
 
 def _hydra_context(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    """Group, name, tags and choices from Hydra; a plain name and nothing else outside Hydra."""
+    """Group, name, tags and choices from Hydra; the job directory's name outside Hydra.
+
+    Names read like ``3-length-points-lstm-seed1`` (job number in a sweep, the curriculum,
+    batching and model choices, the seed); a sweep's group is its directory under
+    ``paths.runs_dir``, e.g. ``multirun/2026-11-23/16-34-29``."""
     context: dict[str, Any] = {"group": None, "name": redact_text(out_dir.name), "tags": [],
                                "choices": {}}
     try:
@@ -171,14 +173,16 @@ def _hydra_context(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     hydra = HydraConfig.get()
     choices = hydra.runtime.choices
     context["choices"] = {g: choices[g] for g in CHOICE_GROUPS if choices.get(g) is not None}
+    picked = [context["choices"][g] for g in TAG_GROUPS if g in context["choices"]]
     context["tags"] = [f"{g}={context['choices'][g]}" for g in TAG_GROUPS if g in context["choices"]]
-    runs_dir = OmegaConf.select(cfg, "paths.runs_dir", default=None)
+    seed = OmegaConf.select(cfg, "seed", default=None)
+    name = [*picked, *([f"seed{seed}"] if seed is not None else [])]
     if hydra.mode == RunMode.MULTIRUN:
-        sweep_dir = Path(hydra.sweep.dir)
-        context["group"] = redact_text(_relative(sweep_dir, runs_dir))
-        context["name"] = redact_text(_relative(out_dir, sweep_dir))
-    else:
-        context["name"] = redact_text(_relative(out_dir, runs_dir))
+        runs_dir = OmegaConf.select(cfg, "paths.runs_dir", default=None)
+        context["group"] = redact_text(_relative(Path(hydra.sweep.dir), runs_dir))
+        name.insert(0, str(hydra.job.num))
+    if name:
+        context["name"] = redact_text("-".join(name))
     return context
 
 
@@ -195,16 +199,23 @@ def _clip(text: str | None) -> str | None:
 
 
 # --- redaction ------------------------------------------------------------------------------------
-def redact(value: Any) -> Any:
-    """A copy of a config container with the value of every credential-like key replaced."""
+def redact(value: Any, secrets: frozenset[str] | None = None) -> Any:
+    """A copy of a config container with the value of every credential-like key replaced, and
+    every string holding the value of a credential-like environment variable (WANDB_API_KEY...),
+    as ``${oc.env:WANDB_API_KEY}`` under an innocent key would."""
+    secrets = _env_secrets() if secrets is None else secrets
     if isinstance(value, dict):
-        return {k: REDACTED if SECRET_KEY.search(str(k)) and v is not None else redact(v)
+        return {k: REDACTED if SECRET_KEY.search(str(k)) and v is not None else redact(v, secrets)
                 for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [redact(v) for v in value]
+        return [redact(v, secrets) for v in value]
     if isinstance(value, str):
-        return redact_text(value)
+        return REDACTED if any(secret in value for secret in secrets) else redact_text(value)
     return value
+
+
+def _env_secrets() -> frozenset[str]:
+    return frozenset(v for k, v in os.environ.items() if SECRET_KEY.search(k) and len(v) >= 8)
 
 
 def redact_text(text: str) -> str:

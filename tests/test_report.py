@@ -171,11 +171,19 @@ def test_no_usable_job_is_a_clear_error(tmp_path, capsys):
 @pytest.mark.slow
 @needs_mnist
 def test_smoke_sweep_end_to_end(tmp_path, full_data_dir):
-    env = {**os.environ, "ISL_MNIST_DIR": str(MNIST_DIR), "ISL_DATA_DIR": str(full_data_dir)}
+    env = {**os.environ, "ISL_MNIST_DIR": str(MNIST_DIR), "ISL_DATA_DIR": str(full_data_dir),
+           "HOME": str(tmp_path)}                                  # no W&B credentials: offline
+    env.pop("WANDB_API_KEY", None)
+    env.pop("WANDB_MODE", None)
     runs = tmp_path / "runs"
     subprocess.run([sys.executable, "run.py", "-m", "experiment=smoke", f"paths.runs_dir={runs}"],
                    cwd=REPO, env=env, check=True, capture_output=True, timeout=600)
     (sweep,) = (runs / "multirun").glob("*/*")
+    jobs = [d for d in sweep.iterdir() if (d / ".hydra").is_dir()]
+    assert len(jobs) == 16
+    for job in jobs:                                              # every job: CSV and a W&B run
+        assert (job / "metrics.csv").is_file() and (job / "checkpoints" / "last.ckpt").is_file()
+        assert len(list((job / "wandb").glob("offline-run-*/run-*.wandb"))) == 1
     result = subprocess.run([sys.executable, "-m", "isl.report", str(sweep)], cwd=REPO, env=env,
                             check=True, capture_output=True, text=True, timeout=300)
     out = sweep / "report"
