@@ -19,7 +19,8 @@ def main(cfg: DictConfig) -> None:
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        print(run(cfg, out_dir))
+        if summary := run(cfg, out_dir):
+            print(summary)
     except BaseException:
         # Kept beside the job's metrics, so a sweep's report can list the failure; Hydra then
         # carries on with the sweep's other jobs and exits non-zero at the end.

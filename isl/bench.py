@@ -42,7 +42,8 @@ def synthetic_batch(batch_seqs: int, seq_len: int, seed: int = 0) -> StrokeBatch
     lengths = torch.full((batch_seqs,), seq_len)
     return StrokeBatch(steps=steps, mask=torch.ones(batch_seqs, seq_len, dtype=torch.bool),
                        lengths=lengths, labels=torch.randint(0, 10, (batch_seqs,), generator=g),
-                       indices=torch.arange(batch_seqs), n_points=batch_seqs * seq_len, version=0, epoch=0)
+                       indices=torch.arange(batch_seqs), n_points=batch_seqs * seq_len, version=0, epoch=0,
+                       draw=0)
 
 
 class _Timer(L.Callback):

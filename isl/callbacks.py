@@ -21,6 +21,7 @@ class PointsSchedule(L.Callback):
         self.budget, self.eval_every = budget, eval_every
         self.next_eval = 0
         self.started = None
+        self.last_metrics: dict[str, float] = {}
 
     def _evaluate(self, trainer, module) -> None:
         start = time.perf_counter()
@@ -28,6 +29,7 @@ class PointsSchedule(L.Callback):
         metrics["time/eval_sec"] = time.perf_counter() - start
         metrics["time/wall_sec"] = time.perf_counter() - self.started
         module.write_metrics(metrics)
+        self.last_metrics = metrics
         self.next_eval = (module.points_processed // self.eval_every + 1) * self.eval_every
 
     def on_train_start(self, trainer, module) -> None:

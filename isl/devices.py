@@ -12,7 +12,7 @@ is ever lost to a dead job.
 In a job::
 
     with device_slot() as gpu:          # None: no GPU (CPU), or not under hydra/launcher=gpus
-        trainer = L.Trainer(**cfg.trainer, **trainer_devices(gpu), ...)
+        trainer = L.Trainer(**{**cfg.trainer, **trainer_devices(gpu)}, ...)
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from isl.callbacks import PointsProgressBar, PointsSchedule
 from isl.data.datamodule import StrokeDataModule
 from isl.data.summary import describe
+from isl.devices import device_slot, trainer_devices
 from isl.loggers import build_loggers
 from isl.viz.strokes import save_grid
 
@@ -53,10 +54,14 @@ def train(cfg: DictConfig, out_dir: Path) -> str:
     schedule = PointsSchedule(cfg.budget.points, cfg.budget.eval_every)
     loggers = build_loggers(cfg, out_dir)
     checkpoints = ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0)
-    trainer = L.Trainer(**cfg.trainer, logger=loggers, default_root_dir=out_dir,
-                        callbacks=[curriculum, schedule, checkpoints, PointsProgressBar()])
-    trainer.fit(model, datamodule=dm)
-    final = model.evaluate(dm.test_dataloader())
+    with device_slot() as gpu:  # in a sweep over GPUs (hydra/launcher=gpus): this job's own one
+        trainer = L.Trainer(**{**cfg.trainer, **trainer_devices(gpu)}, logger=loggers,
+                            default_root_dir=out_dir,
+                            callbacks=[curriculum, schedule, checkpoints, PointsProgressBar()])
+        trainer.fit(model, datamodule=dm)
+    if trainer.global_rank != 0:
+        return ""  # under DDP, rank 0 reports
+    final = {k: v for k, v in schedule.last_metrics.items() if k.startswith("test/")}  # at the end
     return (f"trained {cfg.model.network} with the {type(curriculum).__name__.lower()} curriculum "
             f"(stage {curriculum.stage}) on {model.points_processed:,} sequence points: "
             + ", ".join(f"{k} {v:.4g}" for k, v in final.items())

@@ -137,7 +137,7 @@ def _per_sequence_loss(net, steps_list):
         n = len(steps)
         alone = StrokeBatch(steps=steps[None], mask=torch.ones(1, n, dtype=bool),
                             lengths=torch.tensor([n]), labels=torch.zeros(1, dtype=torch.long),
-                            indices=torch.zeros(1, dtype=torch.long), n_points=n, version=0, epoch=0)
+                            indices=torch.zeros(1, dtype=torch.long), n_points=n, version=0, epoch=0, draw=0)
         total += net._measure(alone)[0].item() * (n - 1)
         points += n - 1
     return total / points

@@ -75,14 +75,21 @@ class CurriculumBatchSampler:
     than one. A change of the eligible set starts a new pass. Training length is a budget of
     points, not epochs, hence endless.
 
+    Several processes (DDP): every rank runs the same sampler and takes its share of each draw
+    of ``world`` consecutive batches, so ranks see different data and the same curriculum.
+
     Padding: the next ``bucket`` batches' worth of sequences are drawn together, sorted by
     length, cut into batches and served in random order, so a batch holds sequences of similar
     length (``bucket=1``: plain random batches). The pool is re-cut when the state changes.
     """
 
     def __init__(self, lengths: np.ndarray, labels: np.ndarray, state: CurriculumState,
-                 by: str = "sequences", size: int = 50, bucket: int = 1, seed: int = 0):
+                 by: str = "sequences", size: int = 50, bucket: int = 1, seed: int = 0,
+                 rank: int = 0, world: int = 1):
         check_batching(by, size, bucket)
+        self.rank, self.world = rank, world
+        self.draws = 0                            # draws of `world` batches so far
+        self.recent: dict[int, list] = {}         # draw -> [(pass, batch), ...], the last few
         self.lengths, self.labels, self.state = lengths, labels, state
         self.by, self.size, self.bucket, self.seed = by, size, bucket, seed
         self.epoch = -1
@@ -144,23 +151,42 @@ class CurriculumBatchSampler:
         return self.pool.pop()
 
     def give_back(self, indices: np.ndarray, epoch: int) -> None:
-        """Return a batch drawn in pass ``epoch`` but not used (drawn ahead before the state
-        changed), so no sequence is skipped in this pass. A finished pass takes nothing back."""
+        """Return indices drawn in pass ``epoch`` but not used, so no sequence is skipped in
+        this pass. A finished pass takes nothing back."""
         if epoch == self.epoch:
             self.queue = np.concatenate([np.asarray(indices, dtype=np.int64), self.queue])
 
+    def next_shard(self) -> np.ndarray:
+        """This rank's batch of the next draw of ``world`` batches (``self.draws`` numbers it)."""
+        draw = []
+        for _ in range(self.world):
+            batch = self.next_batch()
+            draw.append((self.epoch, batch))  # with the pass it came from
+        self.draws += 1
+        self.recent[self.draws] = draw
+        self.recent.pop(self.draws - 4, None)
+        return draw[self.rank][1]
+
+    def give_back_draw(self, draw: int) -> None:
+        """Return a whole draw that was fetched ahead of a curriculum change; every rank gives
+        back the same draw, so the replicas stay identical."""
+        for epoch, batch in reversed(self.recent.pop(draw, [])):
+            self.give_back(batch, epoch)
+
     def __iter__(self):
         while True:
-            yield self.next_batch()
+            yield self.next_shard()
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "queue": self.queue.tolist(), "pool": [b.tolist() for b in self.pool],
+        return {"epoch": self.epoch, "draws": self.draws, "queue": self.queue.tolist(),
+                "pool": [b.tolist() for b in self.pool],
                 "pool_version": self.pool_version, "pools": self.pools,
                 "selection": None if self.selection is None else [list(self.selection[0]),
                                                                     self.selection[1]]}
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.pools, self.pool_version = state["epoch"], state["pools"], state["pool_version"]
+        self.draws, self.recent = state["draws"], {}
         self.queue = np.asarray(state["queue"], dtype=np.int64)
         self.pool = [np.asarray(b, dtype=np.int64) for b in state["pool"]]
         sel = state["selection"]

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from isl.data.curriculum import CurriculumBatchSampler, CurriculumState, check_batching
 from isl.data.sequences import StrokeSet
+from isl.data.sources import StrokeSource
 
 
 @dataclass
@@ -30,6 +31,7 @@ class StrokeBatch:
     n_points: int
     version: int           # curriculum version the batch was drawn under
     epoch: int             # sampler pass it was drawn in (-1 for test batches)
+    draw: int              # sampler draw it came from (-1 for test batches)
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -56,7 +58,7 @@ class _Indices(Dataset):
 
 
 class StrokeDataModule(L.LightningDataModule):
-    def __init__(self, source, num_train: int | None = 10_000, num_test: int | None = 5_000,
+    def __init__(self, source: StrokeSource, num_train: int | None = 10_000, num_test: int | None = 5_000,
                  max_length: int = 100, batching: dict | None = None, test_batch_size: int = 500,
                  seed: int = 0):
         super().__init__()
@@ -96,8 +98,9 @@ class StrokeDataModule(L.LightningDataModule):
         is_offset[self.train.starts[:-1]] = False
         spread = self.train.steps[is_offset, :2].astype(np.float64).std(axis=0)
         self.offset_scale = torch.tensor(spread, dtype=torch.float32)
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         self.sampler = CurriculumBatchSampler(self.train.lengths, self.train.labels, self.curriculum,
-                                              seed=self.seed, **self.batching)
+                                              seed=self.seed, rank=rank, world=world, **self.batching)
 
     def collate(self, indices, strokes: StrokeSet | None = None, max_length: int | None = None) -> StrokeBatch:
         strokes = self.train if strokes is None else strokes
@@ -116,7 +119,8 @@ class StrokeDataModule(L.LightningDataModule):
                                strokes.labels[indices].astype(np.int64)),
                            indices=torch.from_numpy(indices), n_points=int(lengths.sum()),
                            version=self.curriculum.version,
-                           epoch=self.sampler.epoch if strokes is self.train else -1)
+                           epoch=self.sampler.epoch if strokes is self.train else -1,
+                           draw=self.sampler.draws if strokes is self.train else -1)
 
     def _train_collate(self, indices) -> StrokeBatch:
         return self.collate(indices, max_length=self.curriculum.max_length)
@@ -138,8 +142,8 @@ class StrokeDataModule(L.LightningDataModule):
         # so the change applies to the very next training step.
         if (isinstance(batch, StrokeBatch) and self.trainer is not None and self.trainer.training
                 and batch.version != self.curriculum.version):
-            self.sampler.give_back(batch.indices.numpy(), batch.epoch)
-            batch = self._train_collate(self.sampler.next_batch())
+            self.sampler.give_back_draw(batch.draw)
+            batch = self._train_collate(self.sampler.next_shard())
         return batch
 
     # --- curriculum: ``dm.curriculum.max_length = 4`` etc.; saved with checkpoints -------------

@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Protocol
 
 from isl.data import builder, mnist, published
 from isl.data.cache import read_strokes, write_strokes
@@ -20,6 +21,12 @@ from isl.data.sequences import StrokeSet
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "test")
+
+
+class StrokeSource(Protocol):
+    """What a StrokeDataModule reads from: any object with this method."""
+
+    def load(self, split: str, limit: int | None = None) -> StrokeSet: ...
 
 
 def _check_split(split: str) -> None:

@@ -105,16 +105,30 @@ class SequenceMDN(L.LightningModule):
         if self._pass is not None and batch.epoch != self._pass:
             self.lr_schedulers().step()  # as in the paper's code: decay once per pass over the data
         self._pass = batch.epoch
-        self.points_processed += batch.n_points
+        self.points_processed += self._global_points(batch.n_points)
         self.last_sums = sums
         self._sums = sums if self._sums is None else self._sums + sums
         if (batch_idx + 1) % self.trainer.log_every_n_steps == 0:
             self._log_train()
 
     def last_batch_error(self) -> tuple[float, int]:
-        """(sum of squared sampled-offset errors in pixels, real points) of the last training batch."""
-        sq, n = self.last_sums[[_SUMS.index("sq_err_sampled"), _SUMS.index("points")]].tolist()
+        """(sum of squared sampled-offset errors in pixels, real points) of the last training
+        batch, over all processes, so that every rank's curriculum decides alike."""
+        picked = self.last_sums[[_SUMS.index("sq_err_sampled"), _SUMS.index("points")]]
+        sq, n = self._sum_over_ranks(picked).tolist()
         return sq, int(n)
+
+    # --- several processes (DDP): every rank counts and decides on the same global numbers ----
+    def _world(self) -> int:
+        return self._trainer.world_size if self._trainer is not None else 1
+
+    def _sum_over_ranks(self, t: torch.Tensor) -> torch.Tensor:
+        return self.trainer.strategy.reduce(t, reduce_op="sum") if self._world() > 1 else t
+
+    def _global_points(self, n: int) -> int:
+        if self._world() == 1:
+            return n
+        return int(self._sum_over_ranks(torch.tensor(float(n), device=self.device)).item())
 
     def _clip_gradients(self) -> None:
         # One pass over the gradients both clips their norm and catches NaN/inf, which a finite
@@ -124,7 +138,7 @@ class SequenceMDN(L.LightningModule):
             raise NonFiniteLossError(f"gradients are not finite {self._where()}")
 
     def _log_train(self) -> None:
-        s = dict(zip(_SUMS, self._sums.tolist()))
+        s = dict(zip(_SUMS, self._sum_over_ranks(self._sums).tolist()))
         now = time.perf_counter()
         metrics = summarise(s, "train")
         if self._clock is not None:
@@ -148,17 +162,18 @@ class SequenceMDN(L.LightningModule):
 
     @torch.no_grad()
     def evaluate(self, dataloader, seed: int = 0) -> dict[str, float]:
-        """Loss, RMSE (sampled and expected) and last-point accuracy over a whole dataloader."""
+        """Loss, RMSE (sampled and expected) and last-point accuracy over a whole dataloader
+        (under DDP each rank takes every world-th batch and the sums are added up)."""
         was_training = self.training
         self.eval()
-        generator = torch.Generator(device=self.device).manual_seed(seed)
-        total = None
-        for batch in dataloader:
-            batch = self.transfer_batch_to_device(batch, self.device, 0)
-            sums = self._measure(batch, generator)[1]
-            total = sums if total is None else total + sums
+        world, rank = self._world(), (self.global_rank if self._trainer is not None else 0)
+        generator = torch.Generator(device=self.device).manual_seed(seed + rank)
+        total = torch.zeros(len(_SUMS), device=self.device)
+        for i, batch in enumerate(dataloader):
+            if i % world == rank:
+                total += self._measure(self.transfer_batch_to_device(batch, self.device, 0), generator)[1]
         self.train(was_training)
-        return summarise(dict(zip(_SUMS, total.tolist())), "test")
+        return summarise(dict(zip(_SUMS, self._sum_over_ranks(total).tolist())), "test")
 
     # --- optimisation -------------------------------------------------------------------------
     def configure_optimizers(self):
