@@ -1,0 +1,70 @@
+"""One run over several processes (trainer=ddp): ranks share the curriculum and split the data."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from isl.data.curriculum import CurriculumBatchSampler, CurriculumState
+from conftest import MNIST_DIR, REPO, needs_mnist
+
+
+def replicas(world, **kwargs):
+    state = CurriculumState()
+    lengths = np.random.default_rng(0).integers(10, 60, 500)
+    labels = np.arange(500) % 10
+    return state, [CurriculumBatchSampler(lengths, labels, state, rank=r, world=world, seed=3, **kwargs)
+                   for r in range(world)]
+
+
+def serve(sampler):
+    """The sampler's next batch for its rank, with the pass it belongs to."""
+    batch = sampler.next_shard()
+    return sampler.recent[sampler.draws][sampler.rank][0], batch
+
+
+def test_ranks_take_disjoint_shares_of_one_pass():
+    state, ranks = replicas(2, size=20, bucket=4)
+    seen = [np.concatenate([r.next_shard() for _ in range(12)]) for r in ranks]  # 24 of 25 batches
+    assert not set(seen[0]) & set(seen[1])
+    assert len(set(seen[0]) | set(seen[1])) == 480
+
+
+def test_a_draw_given_back_on_every_rank_keeps_the_replicas_identical_and_drops_nothing():
+    state, ranks = replicas(2, size=20, bucket=4)
+    served = [serve(r) for _ in range(3) for r in ranks]
+    [serve(r) for r in ranks]                        # fetched ahead of a curriculum change...
+    draw = ranks[0].draws
+    state.max_length = 8
+    served += [serve(r) for r in ranks]              # (the next is drawn under the new state)
+    for r in ranks:
+        r.give_back_draw(draw)                       # ...so given back, on every rank
+    assert ranks[0].state_dict() == ranks[1].state_dict()
+    while ranks[0].epoch == 0:
+        served += [serve(r) for r in ranks]
+    first_pass = np.concatenate([b for epoch, b in served if epoch == 0]).tolist()
+    assert sorted(first_pass) == list(range(500))    # every sequence once, none lost or doubled
+
+
+@pytest.mark.slow
+@needs_mnist
+def test_a_run_over_two_cpu_processes(tmp_path):
+    env = {**os.environ, "ISL_MNIST_DIR": str(MNIST_DIR)}
+    result = subprocess.run(
+        [sys.executable, "run.py", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+         "curriculum=length", "budget.points=20000", "budget.eval_every=10000", "data.num_train=500",
+         "data.num_test=100", "trainer.log_every_n_steps=5", f"paths.runs_dir={tmp_path}"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("trained lstm with the length curriculum") == 1   # rank 0 reports
+    [metrics] = tmp_path.rglob("metrics.csv")
+    rows = list(csv.DictReader(metrics.open()))
+    points = [float(r["points"]) for r in rows if r["test/rmse_sampled"]]
+    assert points[0] == 0 and points[-1] >= 20000                 # counted over both processes
+    stages = [float(r["curriculum/stage"]) for r in rows if r.get("curriculum/stage")]
+    assert stages == sorted(stages) and stages[-1] >= 2           # one curriculum for both ranks
