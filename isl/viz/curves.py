@@ -18,7 +18,7 @@ def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title
     n = len(cells)
     cols = 1 if n == 1 else 2 if n <= 4 else math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4 * rows), squeeze=False,
+    fig, axes = plt.subplots(rows, cols, figsize=(max(5.5 * cols, 7), 4 * rows), squeeze=False,
                              sharex=True, sharey=True)
     for ax, (cell, curves) in zip(axes.flat, cells.items()):
         for name, curve in curves.items():
@@ -44,7 +44,7 @@ def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title
     for ax in axes[:, 0]:
         ax.set_ylabel("test RMSE (pixels)")
     fig.suptitle(f"{title}\nline: mean over seeds; band: {BAND} over seeds; dotted: regular's best",
-                 fontsize=11)
+                 fontsize=11 if cols > 1 else 10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
