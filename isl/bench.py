@@ -26,7 +26,7 @@ import torch
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
-from isl.data.datamodule import StrokeBatch
+from isl.data.datamodule import StrokeBatch, StrokeDataModule
 from isl.models.module import SequenceMDN
 
 LOG_EVERY = 20
@@ -44,6 +44,19 @@ def synthetic_batch(batch_seqs: int, seq_len: int, seed: int = 0) -> StrokeBatch
                        lengths=lengths, labels=torch.randint(0, 10, (batch_seqs,), generator=g),
                        indices=torch.arange(batch_seqs), n_points=batch_seqs * seq_len, version=0, epoch=0,
                        draw=0)
+
+
+class _Batches(L.LightningDataModule):
+    """Serves a fixed list of batches, moved to the device as StrokeDataModule moves them."""
+
+    def __init__(self, batches: list[StrokeBatch]):
+        super().__init__()
+        self.batches = batches
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.batches, batch_size=None)
+
+    transfer_batch_to_device = StrokeDataModule.transfer_batch_to_device
 
 
 class _Timer(L.Callback):
@@ -65,14 +78,14 @@ def lightning_seconds(model: SequenceMDN, batch: StrokeBatch, steps: int, warmup
                             log_every_n_steps=LOG_EVERY, logger=CSVLogger(logs), callbacks=[timer],
                             enable_checkpointing=False, enable_progress_bar=False,
                             enable_model_summary=False, limit_val_batches=0)
-        trainer.fit(model, DataLoader([batch] * (steps + warmup), batch_size=None))
+        trainer.fit(model, datamodule=_Batches([batch] * (steps + warmup)))
     return timer.end - timer.start
 
 
 def bare_seconds(model: SequenceMDN, batch: StrokeBatch, steps: int, warmup: int) -> float:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).train()
-    batch = model.transfer_batch_to_device(batch, torch.device(device), 0)
+    batch = batch.to(torch.device(device))
     optimizer = model.configure_optimizers()[0][0]
     for step in range(steps + warmup):
         if step == warmup:
@@ -90,7 +103,6 @@ def bare_seconds(model: SequenceMDN, batch: StrokeBatch, steps: int, warmup: int
 
 
 def real_benchmark(args) -> dict:
-    from isl.data.datamodule import StrokeDataModule
     from isl.data.sources import MnistSource
 
     source = MnistSource(search_dirs=[args.mnist_dir] if args.mnist_dir else [], data_dir=args.data_dir)
@@ -111,7 +123,7 @@ def real_benchmark(args) -> dict:
             trainer = L.Trainer(max_steps=len(batches), accelerator="auto", devices=1, logger=False,
                                 callbacks=[timer], enable_checkpointing=False, enable_progress_bar=False,
                                 enable_model_summary=False, limit_val_batches=0)
-            trainer.fit(model, DataLoader(batches, batch_size=None))
+            trainer.fit(model, datamodule=_Batches(batches))
             seconds.append(timer.end - timer.start)
         result[f"bucket{bucket}"] = {"points_per_sec": round(points / statistics.median(seconds)),
                                      "padding_share": round(1 - points / padded, 3)}

@@ -87,7 +87,7 @@ def test_a_short_training_run_logs_every_metric_to_csv(full_data_dir, tmp_path, 
     assert points == sorted(points)                               # the x-axis only grows
     assert float(test_rows[-1]["test/loss"]) < float(test_rows[0]["test/loss"])  # it learns
     assert (metrics.parent / "checkpoints" / "last.ckpt").is_file()
-    assert f"trained {model} on" in result.stdout
+    assert f"trained {model} with the regular curriculum" in result.stdout
 
 
 @pytest.mark.parametrize("override, expected", [

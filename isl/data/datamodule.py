@@ -137,6 +137,10 @@ class StrokeDataModule(L.LightningDataModule):
         return DataLoader(by_length, batch_size=self.test_batch_size,
                           collate_fn=lambda idx: self.collate(idx, self.test))
 
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        # Lightning's generic walk over the dataclass costs more than a small training step.
+        return batch.to(device)
+
     def on_before_batch_transfer(self, batch, dataloader_idx: int):
         # Lightning fetches a batch ahead; one drawn before a curriculum change is redrawn here,
         # so the change applies to the very next training step.

@@ -10,7 +10,6 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from isl.data.datamodule import StrokeBatch
 from isl.models.backbones import BACKBONES
 from isl.models.mdn import Mixture, MixtureDensityHead, prediction_loss
 
@@ -171,7 +170,7 @@ class SequenceMDN(L.LightningModule):
         total = torch.zeros(len(_SUMS), device=self.device)
         for i, batch in enumerate(dataloader):
             if i % world == rank:
-                total += self._measure(self.transfer_batch_to_device(batch, self.device, 0), generator)[1]
+                total += self._measure(batch.to(self.device), generator)[1]
         self.train(was_training)
         return summarise(dict(zip(_SUMS, self._sum_over_ranks(total).tolist())), "test")
 
@@ -179,11 +178,6 @@ class SequenceMDN(L.LightningModule):
     def configure_optimizers(self):
         optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, eps=self.hparams.adam_eps)
         return [optimizer], [torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.hparams.lr_decay)]
-
-    def transfer_batch_to_device(self, batch, device, dataloader_idx):
-        # Lightning's generic walk over the dataclass costs more than a small training step.
-        return batch.to(device) if isinstance(batch, StrokeBatch) else super().transfer_batch_to_device(
-            batch, device, dataloader_idx)
 
     # --- bookkeeping --------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
