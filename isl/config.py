@@ -10,6 +10,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+import isl.transfer  # noqa: F401  (registers ${isl.predictor:...} for experiment=transfer)
+
 
 @dataclass
 class Budget:
@@ -37,6 +39,7 @@ class Config:
     curriculum: Any = MISSING
     trainer: Any = MISSING
     logger: Any = MISSING
+    transfer: Any = None        # experiment=transfer: which predictors classifiers start from
 
 
 ConfigStore.instance().store(name="schema", node=Config)

@@ -49,11 +49,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-METRICS = ("rmse_sampled", "rmse_expected")
+METRICS = ("rmse_sampled", "rmse_expected", "accuracy")
 ORDER = {"curriculum": ["regular", "length", "classes", "sequences"],
          "batching": ["sequences", "points"], "model": ["lstm", "ffnn"]}
 # Overrides that name the grid's axes or say where things go, never a different configuration.
-NOT_A_VARIANT = {"seed", "curriculum", "batching", "model", "experiment"}
+NOT_A_VARIANT = {"seed", "curriculum", "batching", "model", "experiment", "transfer.source"}
 COLUMNS = ["batching", "model", "variant", "curriculum", "seeds", "seed_list", "evaluations",
            "final_points", "final_rmse_mean", "final_rmse_std", "best_rmse", "best_points",
            "points_to_reach_regular_best", "speedup", "final_reduction_pct",
@@ -121,6 +121,8 @@ def load_job(sweep: Path, directory: Path) -> Job:
     job = Job(name=name, num=int(hydra.get("job", {}).get("num", head if head.isdigit() else 10**9)))
     target = str((config.get("curriculum") or {}).get("_target_", "?"))
     job.curriculum = str(choices.get("curriculum") or target.rsplit(".", 1)[-1].lower())
+    if config.get("task") == "classify":  # a transfer sweep: lines by the predictor started from
+        job.curriculum = f"from {(config.get('transfer') or {}).get('source') or 'scratch'}"
     job.batching = str(choices.get("batching") or (config.get("batching") or {}).get("by", "?"))
     job.model = str(choices.get("model") or (config.get("model") or {}).get("network", "?"))
     job.seed = config.get("seed")
@@ -259,6 +261,9 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log") -> P
         figures[metric] = plot_curves(cells, metric, out / f"{metric}.png", xscale=xscale,
                                       title=f"Test RMSE ({label}) per curriculum",
                                       cell_title=cell_title)
+    figures["accuracy"] = plot_curves(cells, "accuracy", out / "accuracy.png", xscale=xscale,
+                                      title="Test accuracy (class at the last point)",
+                                      cell_title=cell_title, ylabel="test accuracy")
 
     table = []
     md = [f"# Sweep report: `{sweep}`", "",
@@ -281,7 +286,8 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log") -> P
            + ("The evaluation before training (0 points) is off the log axis. " if xscale == "log" else "")
            + "Dotted: regular's best (seed mean).", "",
            "![Test RMSE, sampled](rmse_sampled.png)", "",
-           "![Test RMSE, expected value](rmse_expected.png)", ""]
+           "![Test RMSE, expected value](rmse_expected.png)", "",
+           "![Test accuracy](accuracy.png)", ""]
     failed = [j for j in jobs if j.error is not None]
     missing = [j for j in jobs if j.evals is None]
     md += ["## Failed jobs", "", *([f"- `{j.name}`: {j.error}" for j in failed] or ["None."]), "",

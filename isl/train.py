@@ -19,7 +19,9 @@ from isl.loggers import build_loggers
 from isl.viz.strokes import save_grid
 
 log = logging.getLogger(__name__)
-TASKS = ("predict", "data")
+TASKS = ("predict", "classify", "data")
+# What each training task optimises (model.prediction_weight, model.class_loss_weight).
+LOSS_WEIGHTS = {"predict": {}, "classify": {"prediction_weight": 0.0, "class_loss_weight": 1.0}}
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -42,14 +44,15 @@ def build_datamodule(cfg: DictConfig) -> StrokeDataModule:
 def run(cfg: DictConfig, out_dir: Path) -> str:
     """Run ``cfg.task`` and return its summary for the console."""
     check_config(cfg)
-    return {"predict": train, "data": describe_data}[cfg.task](cfg, out_dir)
+    return describe_data(cfg, out_dir) if cfg.task == "data" else train(cfg, out_dir)
 
 
 def train(cfg: DictConfig, out_dir: Path) -> str:
-    """Train the next-step predictor for ``budget.points`` sequence points; metrics to CSV."""
+    """Train for ``budget.points`` sequence points: the next-step predictor (task=predict) or a
+    classifier with the class at every step (task=classify); metrics to CSV (and W&B)."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg)
-    model = instantiate(cfg.model)
+    model = instantiate(cfg.model, **LOSS_WEIGHTS[cfg.task])
     curriculum = instantiate(cfg.curriculum)
     schedule = PointsSchedule(cfg.budget.points, cfg.budget.eval_every)
     loggers = build_loggers(cfg, out_dir)
@@ -62,8 +65,10 @@ def train(cfg: DictConfig, out_dir: Path) -> str:
     if trainer.global_rank != 0:
         return ""  # under DDP, rank 0 reports
     final = {k: v for k, v in schedule.last_metrics.items() if k.startswith("test/")}  # at the end
+    task = "" if cfg.task == "predict" else f" to {cfg.task}"
+    task += f", starting from {cfg.model.init_from}" if cfg.model.init_from else ""
     return (f"trained {cfg.model.network} with the {type(curriculum).__name__.lower()} curriculum "
-            f"(stage {curriculum.stage}) on {model.points_processed:,} sequence points: "
+            f"(stage {curriculum.stage}) on {model.points_processed:,} sequence points{task}: "
             + ", ".join(f"{k} {v:.4g}" for k, v in final.items())
             + f"\nmetrics: {out_dir / 'metrics.csv'}\ncheckpoint: {checkpoints.last_model_path}")
 

@@ -24,7 +24,9 @@ class NonFiniteLossError(FloatingPointError):
 class SequenceMDN(L.LightningModule):
     def __init__(self, network: str = "lstm", hidden: int = 200, layers: int = 2,
                  components: int = 17, classes: int = 10, lr: float = 0.0025, adam_eps: float = 1e-5,
-                 lr_decay: float = 0.99995, grad_clip: float | None = 10.0, class_loss_weight: float = 0.0):
+                 lr_decay: float = 0.99995, grad_clip: float | None = 10.0,
+                 prediction_weight: float = 1.0, class_loss_weight: float = 0.0,
+                 init_from: str | None = None):
         super().__init__()
         if network not in BACKBONES:
             raise ValueError(f"model.network must be one of {sorted(BACKBONES)}, got {network!r}")
@@ -33,6 +35,11 @@ class SequenceMDN(L.LightningModule):
                 raise ValueError(f"model.{key} must be a positive integer, got {value!r}")
         if grad_clip is not None and not grad_clip > 0:
             raise ValueError(f"model.grad_clip must be > 0 or null (no clipping), got {grad_clip!r}")
+        for key, value in (("prediction_weight", prediction_weight), ("class_loss_weight", class_loss_weight)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"model.{key} must be a number >= 0, got {value!r}")
+        if prediction_weight == 0 and class_loss_weight == 0:
+            raise ValueError("model.prediction_weight and model.class_loss_weight are both 0: nothing to learn")
         self.save_hyperparameters()
         # The step is written out (Lightning's manual optimization): it does the same as the
         # automatic loop with a fraction of its per-step overhead, which matters at the length
@@ -70,9 +77,9 @@ class SequenceMDN(L.LightningModule):
         # Step t predicts step t + 1; the last position only feeds the class output.
         prediction = mixture.map(lambda t: t[:, :-1])
         target, mask = batch.steps[:, 1:], batch.mask[:, 1:]
-        loss = prediction_loss(prediction, target, mask)
+        loss = self.hparams.prediction_weight * prediction_loss(prediction, target, mask)
         last = mixture.class_logits[torch.arange(len(batch), device=self.device), batch.lengths - 1]
-        if self.hparams.class_loss_weight:
+        if self.hparams.class_loss_weight:  # the class at every step (the transfer task)
             per_step = F.cross_entropy(mixture.class_logits[batch.mask],
                                        batch.labels.unsqueeze(1).expand_as(batch.mask)[batch.mask])
             loss = loss + self.hparams.class_loss_weight * per_step
@@ -181,9 +188,34 @@ class SequenceMDN(L.LightningModule):
 
     # --- bookkeeping --------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
+        datamodule = getattr(self._trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "offset_scale"):
             self.offset_scale.copy_(datamodule.offset_scale)
+        if stage == "fit" and self.hparams.init_from and self.points_processed == 0:
+            self.load_pretrained(self.hparams.init_from)  # a resumed run restores its own weights
+
+    def load_pretrained(self, path: str) -> None:
+        """Start from the weights of another run's checkpoint (e.g. a predictor, for transfer to
+        classification). Every weight must match: the networks must have the same shape."""
+        try:
+            checkpoint = torch.load(path, map_location=self.device, weights_only=True)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"model.init_from: no checkpoint at {path}") from None
+        except Exception as err:  # a corrupt or foreign file
+            raise ValueError(f"model.init_from: cannot read {path} as a checkpoint ({err})") from err
+        weights = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+        if weights is None:
+            raise ValueError(f"model.init_from: {path} holds no state_dict")
+        ours = self.state_dict()
+        wrong = [f"{k} {tuple(v.shape)} vs ours {tuple(ours[k].shape)}" for k, v in weights.items()
+                 if k in ours and v.shape != ours[k].shape]
+        missing, unexpected = sorted(set(ours) - set(weights)), sorted(set(weights) - set(ours))
+        if wrong or missing or unexpected:
+            raise ValueError(f"model.init_from: {path} is a different network: "
+                             + "; ".join(filter(None, [", ".join(wrong), "missing " + ", ".join(missing)
+                                                       if missing else "", "unexpected " + ", ".join(unexpected)
+                                                       if unexpected else ""])))
+        self.load_state_dict(weights)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["points_processed"] = self.points_processed

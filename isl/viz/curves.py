@@ -13,7 +13,7 @@ COLORS = {"regular": "black", "length": "tab:red", "classes": "tab:blue", "seque
 
 
 def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title: str = "",
-                cell_title=str) -> Path:
+                cell_title=str, ylabel: str = "test RMSE (pixels)") -> Path:
     """Plot ``cells`` ({cell: {curriculum: Curve}}, as ``isl.report.aggregate`` returns) to ``path``."""
     n = len(cells)
     cols = 1 if n == 1 else 2 if n <= 4 else math.ceil(math.sqrt(n))
@@ -30,7 +30,7 @@ def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title
             if len(curve.seeds) > 1:
                 ax.fill_between(x, values.min(axis=0), values.max(axis=0), color=line.get_color(),
                                 alpha=0.2, linewidth=0)
-        if "regular" in curves:
+        if "regular" in curves and metric != "accuracy":
             ax.axhline(curves["regular"].mean(metric).min(), color="gray", linestyle=":", linewidth=1)
         ax.set_xscale(xscale)
         ax.set_title(cell_title(cell), fontsize=10)
@@ -42,8 +42,9 @@ def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title
         ax.set_xlabel("sequence points processed" + (" (log scale)" if xscale == "log" else ""))
         ax.xaxis.set_tick_params(labelbottom=True)
     for ax in axes[:, 0]:
-        ax.set_ylabel("test RMSE (pixels)")
-    fig.suptitle(f"{title}\nline: mean over seeds; band: {BAND} over seeds; dotted: regular's best",
+        ax.set_ylabel(ylabel)
+    best = "; dotted: regular's best" if metric != "accuracy" else ""
+    fig.suptitle(f"{title}\nline: mean over seeds; band: {BAND} over seeds{best}",
                  fontsize=11 if cols > 1 else 10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
