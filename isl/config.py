@@ -5,7 +5,7 @@ checked by the classes the values go to (e.g. ``budget.points must be a positive
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -27,6 +27,12 @@ class Paths:
 
 
 @dataclass
+class Viz:
+    density_every: Optional[int] = None   # density snapshot every N training batches; null: off
+    density_digits: int = 1
+
+
+@dataclass
 class Config:
     task: str = MISSING
     seed: int = MISSING
@@ -40,6 +46,7 @@ class Config:
     trainer: Any = MISSING
     logger: Any = MISSING
     transfer: Any = None        # experiment=transfer: which predictors classifiers start from
+    viz: Viz = field(default_factory=Viz)
 
 
 ConfigStore.instance().store(name="schema", node=Config)

@@ -16,6 +16,7 @@ from isl.data.datamodule import StrokeDataModule
 from isl.data.summary import describe
 from isl.devices import device_slot, trainer_devices
 from isl.loggers import build_loggers
+from isl.viz.snapshots import DensitySnapshots
 from isl.viz.strokes import save_grid
 
 log = logging.getLogger(__name__)
@@ -57,10 +58,12 @@ def train(cfg: DictConfig, out_dir: Path) -> str:
     schedule = PointsSchedule(cfg.budget.points, cfg.budget.eval_every)
     loggers = build_loggers(cfg, out_dir)
     checkpoints = ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0)
+    callbacks = [curriculum, schedule, checkpoints, PointsProgressBar()]
+    if cfg.viz.density_every:
+        callbacks.append(DensitySnapshots(cfg.viz.density_every, digits=cfg.viz.density_digits))
     with device_slot() as gpu:  # in a sweep over GPUs (hydra/launcher=gpus): this job's own one
         trainer = L.Trainer(**{**cfg.trainer, **trainer_devices(gpu)}, logger=loggers,
-                            default_root_dir=out_dir,
-                            callbacks=[curriculum, schedule, checkpoints, PointsProgressBar()])
+                            default_root_dir=out_dir, callbacks=callbacks)
         trainer.fit(model, datamodule=dm)
     if trainer.global_rank != 0:
         return ""  # under DDP, rank 0 reports

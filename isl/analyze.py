@@ -1,0 +1,80 @@
+"""Visual analyses of a trained model: ``python -m isl.analyze CHECKPOINT --out DIR``.
+
+Writes, for the first test sequence of each of the given classes (default 0, 3 and 9, the
+paper's examples), the class belief along the sequence (``class-belief-<digit>.png``) and the
+summed predicted next-point density over the digit (``density-<digit>.png``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def parse_digits(text: str) -> list[int]:
+    try:
+        digits = [int(d) for d in text.split(",") if d.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--digits takes a comma-separated list of 0-9, got {text!r}")
+    if not digits or any(not 0 <= d <= 9 for d in digits):
+        raise argparse.ArgumentTypeError(f"--digits takes a comma-separated list of 0-9, got {text!r}")
+    return digits
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m isl.analyze", description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", type=Path, help="a SequenceMDN checkpoint (runs/.../checkpoints/last.ckpt)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the figures")
+    parser.add_argument("--digits", type=parse_digits, default=[0, 3, 9],
+                        help="classes to show, comma-separated (default: 0,3,9)")
+    parser.add_argument("--data-dir", default=None,
+                        help="built-sequence cache and downloads (default: $ISL_DATA_DIR or <repo>/data)")
+    parser.add_argument("--mnist-dir", default=None,
+                        help="folder of the four MNIST IDX files (default: $ISL_MNIST_DIR, "
+                             "<repo>/../shared/data/mnist, else <data-dir>/mnist or a download)")
+    parser.add_argument("--max-length", type=int, default=100,
+                        help="truncate sequences to this many steps, as training does (default: 100)")
+    parser.add_argument("--device", default="cpu", help="torch device for the model (default: cpu)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.checkpoint.is_file():
+        print(f"error: checkpoint not found: {args.checkpoint}", file=sys.stderr)
+        return 2
+    from isl.data.sources import MnistSource
+    from isl.models.module import SequenceMDN
+    from isl.viz.belief import class_probabilities, plot_class_belief
+    from isl.viz.density import plot_density
+
+    model = SequenceMDN.load_from_checkpoint(args.checkpoint, map_location=args.device)
+    model.eval()
+    data_dir = args.data_dir or os.environ.get("ISL_DATA_DIR") or REPO / "data"
+    source = MnistSource(mnist_dir=args.mnist_dir, search_dirs=[REPO.parent / "shared" / "data" / "mnist"],
+                         data_dir=data_dir)
+    test = source.load("test")
+    for digit in args.digits:
+        hits = np.flatnonzero(test.labels == digit)
+        if not len(hits):
+            print(f"no test sequence of class {digit}", file=sys.stderr)
+            continue
+        i = int(hits[0])
+        steps = test.sequence(i)[:args.max_length]
+        belief = plot_class_belief(model, steps, digit, args.out / f"class-belief-{digit}.png")
+        density = plot_density(model, steps, args.out / f"density-{digit}.png",
+                               title=f"test sequence #{i}, a {digit}")
+        final = class_probabilities(model, steps)[-1]
+        print(f"digit {digit} (test #{i}, {len(steps)} steps): final p({digit}) = {final[digit]:.2f}, "
+              f"guess {int(final.argmax())}\n  {belief}\n  {density}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
