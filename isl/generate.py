@@ -1,0 +1,246 @@
+"""Generate digits from a trained next-step predictor, one pen step at a time.
+
+    python -m isl.generate runs/<date>/<time>/checkpoints/last.ckpt --n 16 --out digits.png
+        [--seed 0] [--bias 0.0] [--max-steps 100] [--prime K] [--cols 8]
+
+**How a digit is generated.** The network predicts the distribution of the next row
+``dx dy eos eod`` from the rows so far (Graves 2013, section 4). Generation feeds it one row, draws
+the next row from its prediction (``SequenceMDN.sample_step``), feeds that row back in with the
+LSTM state carried over, and so on until the drawn end-of-digit flag is 1 or the length limit is
+reached. All ``n`` digits run as one batch; each stops on its own.
+
+**The first row.** Row 0 of every sequence is the absolute start point, which the network was
+never trained to predict (step t predicts step t + 1), so generation has to be given one. Unguided
+generation starts every digit at ``DEFAULT_START`` = (13, 8) pixels (1-based x, y), the median start
+point of the 60,000 MNIST training digits (the builder starts at the ink endpoint nearest the
+top-left corner; the mean is (13.2, 10.0), the most common points (11, 9), (12, 8), (11, 8)). A
+fixed start keeps the checkpoint the only input and needs no data; the digits then differ only
+through sampling. ``start=`` (``--start X Y``) picks another one. With ``prime`` the first rows,
+start point included, are those of real digits instead.
+
+**What comes out** is the published row form, in pixels: row 0 the start point, offsets converted
+back from input units with the model's ``offset_scale`` (kept as floats, unrounded: the drawing
+does not need integers), the eos/eod flags as drawn. Two rows are made canonical as in the data,
+and fed back that way, since that is what the network saw in training: a pen-lift row (eos = 1)
+carries no offset (``0 0 1 0``), and the row with eod = 1 is the end row ``0 0 1 1``. A digit cut
+at the length limit gets the end row appended, so every sequence ends with ``0 0 1 1``.
+
+**Biased sampling** (``bias`` >= 0, Graves section 5.4): standard deviations shrink by
+``exp(-bias)`` and mixture weights sharpen, giving cleaner, less varied digits; 0 samples plainly.
+The bias applies to the offsets only; the eos/eod flags are always drawn from their predicted
+probabilities.
+
+**Priming** (``--prime K``): the first K rows of the first ``n`` test digits are fed through the
+network as they are (teacher forcing), then the network finishes each digit. A digit shorter than
+K + 1 rows is primed with all its rows but the end row. The grid draws the primed part in blue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import isl.viz  # noqa: F401  (headless matplotlib before pyplot is imported)
+
+# Median start point (x, y; 1-based pixels) of the MNIST training digits as isl.data.builder
+# makes them; see the module docstring.
+DEFAULT_START = (13.0, 8.0)
+END_ROW = (0.0, 0.0, 1.0, 1.0)
+REPO = Path(__file__).resolve().parents[1]
+
+
+@torch.no_grad()
+def generate(model, n: int, generator: torch.Generator | None = None, bias: float = 0.0,
+             max_steps: int = 100, prime: list[np.ndarray] | None = None,
+             start: tuple[float, float] = DEFAULT_START) -> list[np.ndarray]:
+    """Generate ``n`` stroke sequences with ``model`` (a SequenceMDN), one step at a time.
+
+    Returns ``n`` float32 arrays (T, 4) of rows ``dx dy eos eod`` in pixels, row 0 the start
+    point, the last row ``0 0 1 1``. ``max_steps`` bounds the rows before the end row (the start
+    point and primed rows included): a sequence has at most ``max_steps + 1`` rows. ``prime``, if
+    given, holds one real prefix per sequence ((K_i, 4) rows in pixels, published form, no end
+    row), fed through the network before sampling takes over; otherwise every sequence starts
+    from the single row ``(*start, 0, 0)``. ``generator`` (on the model's device) makes the
+    result reproducible; ``bias`` >= 0 sharpens the sampled offsets (Graves section 5.4).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if not bias >= 0:
+        raise ValueError(f"bias must be >= 0, got {bias!r}")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+    if prime is None:
+        prefixes = [np.array([[*start, 0.0, 0.0]], dtype=np.float32)] * n
+    else:
+        if len(prime) != n:
+            raise ValueError(f"prime holds {len(prime)} prefixes for n = {n} sequences")
+        prefixes = [np.asarray(p, dtype=np.float32) for p in prime]
+        for i, p in enumerate(prefixes):
+            if p.ndim != 2 or p.shape[1] != 4 or not 1 <= len(p) <= max_steps:
+                raise ValueError(f"prime[{i}] must have 1 to max_steps = {max_steps} rows of 4 "
+                                 f"columns, got shape {p.shape}")
+            if (p[:, 3] != 0).any():
+                raise ValueError(f"prime[{i}] contains an end-of-digit row; give the prefix before it")
+
+    was_training = model.training
+    model.eval()
+    try:
+        device = model.offset_scale.device
+        scale = model.offset_scale.detach().to(device=device, dtype=torch.float32)
+        unit = torch.cat([scale, scale.new_ones(2)])  # pixels per input unit of each column
+        rows = [list(torch.from_numpy(p)) for p in prefixes]  # rows so far, in pixels (CPU)
+        done = [False] * n
+        x = torch.stack([r[0] for r in rows]).to(device)      # (n, 4) row to feed, pixels
+        state = None
+        t = 0  # x holds row t of every unfinished sequence
+        while not all(done):
+            mixture, state = model((x / unit).unsqueeze(1), state)
+            drawn = model.sample_step(mixture, generator, bias).squeeze(1) * unit  # (n, 4) pixels
+            drawn = drawn.float().cpu()
+            following = []
+            for i in range(n):
+                if done[i]:
+                    following.append(torch.zeros(4))  # fed but unused: the batch runs on
+                    continue
+                if t + 1 < len(rows[i]):                  # still inside the primed prefix
+                    following.append(rows[i][t + 1])
+                    continue
+                row = canonical(drawn[i])
+                if row[3] == 1 or len(rows[i]) == max_steps:
+                    rows[i].append(torch.tensor(END_ROW))
+                    done[i] = True
+                else:
+                    rows[i].append(row)
+                following.append(rows[i][-1])
+            x = torch.stack(following).to(device)
+            t += 1
+    finally:
+        model.train(was_training)
+    return [torch.stack(r).numpy().astype(np.float32) for r in rows]
+
+
+def canonical(row: torch.Tensor) -> torch.Tensor:
+    """A drawn row in the data's form: pen-lift and end rows carry no offset, an end row is also
+    an end of stroke."""
+    if row[3] == 1:
+        return torch.tensor(END_ROW)
+    if row[2] == 1:
+        return torch.tensor((0.0, 0.0, 1.0, 0.0))
+    return row
+
+
+def load_model(checkpoint: str | Path, device: str = "cpu"):
+    """A SequenceMDN from a Lightning checkpoint, loaded with ``weights_only=True``: the
+    checkpoint holds tensors and plain hyperparameters only, so nothing in it is unpickled as
+    code."""
+    from isl.models.module import SequenceMDN
+
+    model = SequenceMDN.load_from_checkpoint(checkpoint, map_location=device, weights_only=True)
+    return model.eval()
+
+
+def real_prefixes(k: int, n: int, data_dir: str | Path | None = None,
+                  mnist_dir: str | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+    """The first ``k`` rows (never the end row) of the first ``n`` test digits, and their labels,
+    from the MNIST source as ``run.py`` configures it by default."""
+    from isl.data.sources import MnistSource
+
+    if data_dir is None:
+        data_dir = os.environ.get("ISL_DATA_DIR") or REPO / "data"
+    source = MnistSource(mnist_dir=mnist_dir, search_dirs=[REPO.parent / "shared" / "data" / "mnist"],
+                         data_dir=data_dir)
+    test = source.load("test", n)
+    if len(test) < n:
+        raise ValueError(f"the test split holds only {len(test)} digits, asked to prime {n}")
+    prefixes = [test.sequence(i)[:min(k, len(test.sequence(i)) - 1)].astype(np.float32) for i in range(n)]
+    return prefixes, test.labels[:n]
+
+
+def save_generated(sequences: list[np.ndarray], path: str | Path, cols: int = 8,
+                   titles: list[str] | None = None, primed: list[int] | None = None) -> Path:
+    """A PNG grid of the digits (pen lifts respected); the first ``primed[i]`` rows of digit i,
+    if given, are drawn over in blue."""
+    import math
+
+    import matplotlib.pyplot as plt
+
+    from isl.viz.strokes import draw, strokes_of
+
+    titles = titles or [f"{len(s)} rows" for s in sequences]
+    cols = max(1, min(cols, len(sequences)))
+    grid_rows = math.ceil(len(sequences) / cols)
+    fig, axes = plt.subplots(grid_rows, cols, figsize=(1.4 * cols, 1.5 * grid_rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (ax, steps, title) in enumerate(zip(axes.flat, sequences, titles)):
+        ax.axis("on")
+        draw(ax, steps, title)
+        if primed and primed[i] > 0:
+            for stroke in strokes_of(steps[:primed[i]]):
+                ax.plot(stroke[:, 0], stroke[:, 1], "-", color="tab:blue", linewidth=2,
+                        solid_capstyle="round")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m isl.generate", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", help="a SequenceMDN checkpoint (runs/.../checkpoints/last.ckpt)")
+    parser.add_argument("--n", type=int, default=16, help="digits to generate (default 16)")
+    parser.add_argument("--out", required=True, help="PNG file to write")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--bias", type=float, default=0.0,
+                        help="sampling bias >= 0, Graves section 5.4 (default 0: plain sampling)")
+    parser.add_argument("--max-steps", type=int, default=100,
+                        help="most rows per digit before the end row (default 100)")
+    parser.add_argument("--prime", type=int, default=None, metavar="K",
+                        help="start from the first K rows of the first n test digits")
+    parser.add_argument("--start", type=float, nargs=2, default=DEFAULT_START, metavar=("X", "Y"),
+                        help="start point in pixels, 1-based, without --prime (default 13 8)")
+    parser.add_argument("--cols", type=int, default=8, help="digits per grid row (default 8)")
+    parser.add_argument("--data-dir", default=None,
+                        help="for --prime: data folder with the sequence cache (default $ISL_DATA_DIR or <repo>/data)")
+    parser.add_argument("--mnist-dir", default=None,
+                        help="for --prime: folder with the MNIST files (default $ISL_MNIST_DIR, ../shared/data/mnist, download)")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    args = parser.parse_args(argv)
+    if args.n < 1:
+        parser.error("--n must be >= 1")
+    if args.bias < 0:
+        parser.error("--bias must be >= 0")
+    if args.max_steps < 1:
+        parser.error("--max-steps must be >= 1")
+    if args.prime is not None and not 1 <= args.prime <= args.max_steps:
+        parser.error("--prime must be between 1 and --max-steps")
+    if args.cols < 1:
+        parser.error("--cols must be >= 1")
+
+    model = load_model(args.checkpoint, args.device)
+    generator = torch.Generator(device=args.device).manual_seed(args.seed)
+    prime = primed = None
+    if args.prime is not None:
+        prime, labels = real_prefixes(args.prime, args.n, args.data_dir, args.mnist_dir)
+        primed = [len(p) for p in prime]
+    sequences = generate(model, args.n, generator, bias=args.bias, max_steps=args.max_steps,
+                         prime=prime, start=tuple(args.start))
+    if prime is None:
+        titles = [f"{len(s)} rows" for s in sequences]
+    else:
+        titles = [f"{label}: {k}+{len(s) - k}" for label, k, s in zip(labels, primed, sequences)]
+    path = save_generated(sequences, args.out, args.cols, titles, primed)
+    print(f"generated {len(sequences)} digits: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Generation (isl.generate): stepwise sampling until end of digit, bias, priming, and the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.image import imread
+
+from conftest import MNIST_DIR, REPO
+from isl.generate import DEFAULT_START, END_ROW, generate, load_model, main
+from isl.models.module import SequenceMDN
+
+COMPONENTS = 5
+
+
+def small_model(eos: float | None = None, eod: float | None = None, seed: int = 0,
+                scale=(2.0, 3.0)) -> SequenceMDN:
+    """An untrained small LSTM MDN; ``eos``/``eod`` fix that flag's logit (weights zeroed)."""
+    torch.manual_seed(seed)
+    model = SequenceMDN(hidden=32, layers=2, components=COMPONENTS)
+    model.offset_scale.copy_(torch.tensor(scale))
+    with torch.no_grad():
+        for index, logit in ((6 * COMPONENTS, eos), (6 * COMPONENTS + 1, eod)):
+            if logit is not None:
+                model.head.linear.weight[index] = 0
+                model.head.linear.bias[index] = logit
+    return model
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_every_sequence_stops_at_the_sampled_end_of_digit():
+    out = generate(small_model(eod=50.0), 6, seeded(), max_steps=100)
+    assert len(out) == 6
+    for steps in out:  # the first drawn row is the end: start point, then the end row
+        assert steps.dtype == np.float32 and steps.shape == (2, 4)
+        np.testing.assert_array_equal(steps[0], [*DEFAULT_START, 0, 0])
+        np.testing.assert_array_equal(steps[-1], END_ROW)
+
+
+def test_the_length_limit_cuts_and_appends_the_end_row():
+    out = generate(small_model(eos=-50.0, eod=-50.0), 4, seeded(), max_steps=17)
+    for steps in out:
+        assert steps.shape == (17 + 1, 4)                     # max_steps rows, then the end row
+        np.testing.assert_array_equal(steps[-1], END_ROW)
+        assert not steps[:-1, 2:].any()                       # no pen lift or end before it
+        assert (np.abs(steps[1:-1, :2]) > 0).all()            # real, unrounded drawn offsets
+
+
+def test_a_mixed_batch_ends_each_sequence_on_its_own():
+    out = generate(small_model(eos=-50.0, eod=-1.5), 32, seeded(), max_steps=40)
+    lengths = [len(s) for s in out]
+    assert len(set(lengths)) > 3 and max(lengths) <= 41
+    for steps in out:
+        np.testing.assert_array_equal(steps[-1], END_ROW)
+        assert not steps[:-1, 3].any()
+
+
+def test_pen_lift_rows_are_in_the_published_form():
+    out = generate(small_model(eos=50.0, eod=-50.0), 3, seeded(), max_steps=6)
+    for steps in out:
+        np.testing.assert_array_equal(steps[1:-1], np.tile([0, 0, 1, 0], (5, 1)))
+        assert len(steps) == 7  # 6 rows, then the end row
+        np.testing.assert_array_equal(steps[-1], END_ROW)
+
+
+def test_offsets_come_back_in_pixels_from_the_models_own_draw():
+    model, start = small_model(eos=-50.0, eod=-50.0, scale=(2.0, 3.0)), (5.0, 20.0)
+    out = generate(model, 3, seeded(7), max_steps=2, start=start)
+    # The same draw by hand: the start row in input units in, one step out, scaled to pixels.
+    unit = torch.tensor([2.0, 3.0, 1.0, 1.0])
+    first = torch.tensor([[[*start, 0.0, 0.0]]]).expand(3, 1, 4) / unit
+    with torch.no_grad():
+        mixture, _ = model(first)
+        drawn = model.sample_step(mixture, seeded(7)).squeeze(1) * unit
+    np.testing.assert_allclose(np.stack([s[1] for s in out]), drawn.numpy(), rtol=1e-6)
+    assert all(s.shape == (3, 4) for s in out)
+
+
+def test_reproducible_under_a_seed_and_different_across_seeds():
+    model = small_model(eod=-3.0)
+    a = generate(model, 5, seeded(1), max_steps=30)
+    b = generate(model, 5, seeded(1), max_steps=30)
+    c = generate(model, 5, seeded(2), max_steps=30)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a, c))
+    assert model.training  # left in the mode it was in
+
+
+def test_a_larger_bias_narrows_the_sampled_offsets():
+    model = small_model(eos=-50.0, eod=-50.0)
+
+    def spread(bias):
+        out = generate(model, 16, seeded(3), bias=bias, max_steps=30)
+        return np.concatenate([s[1:-1, :2] for s in out]).std(axis=0)
+
+    plain, biased, sharp = spread(0.0), spread(1.0), spread(3.0)
+    assert (biased < plain).all() and (sharp < 0.5 * plain).all()
+
+
+def test_priming_keeps_the_real_rows_and_then_generates(real_source):
+    test = real_source.load("test")
+    k = 6
+    prefixes = [test.sequence(i)[:k] for i in range(8)]
+    model = small_model(eod=-2.0, scale=(1.5, 1.7))
+    out = generate(model, 8, seeded(), prime=prefixes, max_steps=50)
+    for prefix, steps in zip(prefixes, out):
+        np.testing.assert_array_equal(steps[:k], prefix.astype(np.float32))
+        assert len(steps) > k
+        np.testing.assert_array_equal(steps[-1], END_ROW)
+    # Ragged prefixes work in one batch; one as long as the limit leaves only the end row.
+    ragged = [test.sequence(0)[:1], test.sequence(1)[:9], test.sequence(2)[:5]]
+    out = generate(model, 3, seeded(), prime=ragged, max_steps=9)
+    for prefix, steps in zip(ragged, out):
+        np.testing.assert_array_equal(steps[:len(prefix)], prefix)
+    assert len(out[1]) == 10
+
+
+def test_invalid_arguments_are_refused():
+    model = small_model()
+    with pytest.raises(ValueError, match="bias"):
+        generate(model, 2, seeded(), bias=-1.0)
+    with pytest.raises(ValueError, match="prime"):
+        generate(model, 2, seeded(), prime=[np.zeros((3, 4))])
+    with pytest.raises(ValueError, match="end-of-digit"):
+        generate(model, 1, seeded(), prime=[np.array([[10, 8, 0, 0], [0, 0, 1, 1]])])
+
+
+def ink(path) -> float:
+    """Fraction of drawn (dark or coloured) pixels in a PNG."""
+    image = imread(path)[..., :3]
+    return float((image.mean(axis=-1) < 0.6).mean())
+
+
+@pytest.mark.slow
+def test_the_cli_draws_digits_from_a_real_checkpoint(full_data_dir, tmp_path):
+    env = {**os.environ, "ISL_DATA_DIR": str(full_data_dir), "ISL_MNIST_DIR": str(MNIST_DIR)}
+    trained = subprocess.run([sys.executable, "run.py", f"paths.runs_dir={tmp_path / 'runs'}",
+                              "budget.points=6000", "data.num_train=300", "data.num_test=50"],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert trained.returncode == 0, trained.stderr
+    [checkpoint] = (tmp_path / "runs").rglob("last.ckpt")
+
+    png = tmp_path / "primed.png"
+    result = subprocess.run([sys.executable, "-m", "isl.generate", str(checkpoint), "--n", "8",
+                             "--out", str(png), "--prime", "15", "--seed", "1", "--cols", "4",
+                             "--data-dir", str(full_data_dir)],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert str(png) in result.stdout
+
+    # Unprimed, in process; a baseline with nothing drawn but the frames and start dots.
+    model = load_model(checkpoint)
+    assert isinstance(model, SequenceMDN) and not model.training
+    plain, blank = tmp_path / "plain.png", tmp_path / "blank.png"
+    assert main([str(checkpoint), "--n", "8", "--out", str(plain), "--cols", "4", "--bias", "1"]) == 0
+    assert main([str(checkpoint), "--n", "8", "--out", str(blank), "--cols", "4", "--max-steps", "1"]) == 0
+    assert imread(png).shape == imread(blank).shape
+    assert ink(png) > ink(blank) + 0.003  # ~500 pixels of strokes beyond frames and titles
+    again = tmp_path / "again.png"
+    main([str(checkpoint), "--n", "8", "--out", str(again), "--cols", "4", "--bias", "1"])
+    assert np.array_equal(imread(plain), imread(again))  # same seed, same picture
