@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import isl.viz  # noqa: F401  (headless matplotlib before pyplot is imported)
+from isl.viz.strokes import save_grid
 
 # Median start point (x, y; 1-based pixels) of the MNIST training digits as isl.data.builder
 # makes them; see the module docstring.
@@ -161,37 +161,6 @@ def real_prefixes(k: int, n: int, data_dir: str | Path | None = None,
     return prefixes, test.labels[:n]
 
 
-def save_generated(sequences: list[np.ndarray], path: str | Path, cols: int = 8,
-                   titles: list[str] | None = None, primed: list[int] | None = None) -> Path:
-    """A PNG grid of the digits (pen lifts respected); the first ``primed[i]`` rows of digit i,
-    if given, are drawn over in blue."""
-    import math
-
-    import matplotlib.pyplot as plt
-
-    from isl.viz.strokes import draw, strokes_of
-
-    titles = titles or [f"{len(s)} rows" for s in sequences]
-    cols = max(1, min(cols, len(sequences)))
-    grid_rows = math.ceil(len(sequences) / cols)
-    fig, axes = plt.subplots(grid_rows, cols, figsize=(1.4 * cols, 1.5 * grid_rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i, (ax, steps, title) in enumerate(zip(axes.flat, sequences, titles)):
-        ax.axis("on")
-        draw(ax, steps, title)
-        if primed and primed[i] > 0:
-            for stroke in strokes_of(steps[:primed[i]]):
-                ax.plot(stroke[:, 0], stroke[:, 1], "-", color="tab:blue", linewidth=2,
-                        solid_capstyle="round")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m isl.generate", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -237,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         titles = [f"{len(s)} rows" for s in sequences]
     else:
         titles = [f"{label}: {k}+{len(s) - k}" for label, k, s in zip(labels, primed, sequences)]
-    path = save_generated(sequences, args.out, args.cols, titles, primed)
+    path = save_grid(sequences, titles, args.out, args.cols, primed)
     print(f"generated {len(sequences)} digits: {path}")
     return 0
 

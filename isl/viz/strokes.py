@@ -40,15 +40,20 @@ def draw(ax, steps: np.ndarray, title: str | None = None) -> None:
         ax.set_title(title, fontsize=9)
 
 
-def save_grid(sequences: list[np.ndarray], titles: list[str], path: str | Path, cols: int = 8) -> Path:
-    """A grid of drawn digits, written as PNG to ``path``."""
+def save_grid(sequences: list[np.ndarray], titles: list[str], path: str | Path, cols: int = 8,
+              primed: list[int] | None = None) -> Path:
+    """A grid of drawn digits, written as PNG to ``path``; the first ``primed[i]`` rows of
+    digit i, if given (a real prefix the model continued), are drawn over in blue."""
+    cols = max(1, min(cols, len(sequences)))
     rows = math.ceil(len(sequences) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.5 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, steps, title in zip(axes.flat, sequences, titles):
+    for i, (ax, steps, title) in enumerate(zip(axes.flat, sequences, titles)):
         ax.axis("on")
         draw(ax, steps, title)
+        for stroke in strokes_of(steps[:primed[i]]) if primed and primed[i] > 0 else []:
+            ax.plot(stroke[:, 0], stroke[:, 1], "-", color="tab:blue", linewidth=2, solid_capstyle="round")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
