@@ -30,7 +30,8 @@ def parse_digits(text: str) -> list[int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m isl.analyze", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path, help="a SequenceMDN checkpoint (runs/.../checkpoints/last.ckpt)")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the figures")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for the figures (default: figures/ in the checkpoint's run directory)")
     parser.add_argument("--digits", type=parse_digits, default=[0, 3, 9],
                         help="classes to show, comma-separated (default: 0,3,9)")
     parser.add_argument("--data-dir", default=None,
@@ -49,13 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.checkpoint.is_file():
         print(f"error: checkpoint not found: {args.checkpoint}", file=sys.stderr)
         return 2
+    args.out = args.out or args.checkpoint.resolve().parent.parent / "figures"
     from isl.data.sources import MnistSource
-    from isl.models.module import SequenceMDN
+    from isl.models.module import load_model
     from isl.viz.belief import class_probabilities, plot_class_belief
     from isl.viz.density import plot_density
 
-    model = SequenceMDN.load_from_checkpoint(args.checkpoint, map_location=args.device)
-    model.eval()
+    model = load_model(args.checkpoint, args.device)
     data_dir = args.data_dir or os.environ.get("ISL_DATA_DIR") or REPO / "data"
     source = MnistSource(mnist_dir=args.mnist_dir, search_dirs=[REPO.parent / "shared" / "data" / "mnist"],
                          data_dir=data_dir)

@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from isl.models.module import load_model
 from isl.viz.strokes import save_grid
 
 # Median start point (x, y; 1-based pixels) of the MNIST training digits as isl.data.builder
@@ -132,16 +133,6 @@ def canonical(row: torch.Tensor) -> torch.Tensor:
     if row[2] == 1:
         return torch.tensor((0.0, 0.0, 1.0, 0.0))
     return row
-
-
-def load_model(checkpoint: str | Path, device: str = "cpu"):
-    """A SequenceMDN from a Lightning checkpoint, loaded with ``weights_only=True``: the
-    checkpoint holds tensors and plain hyperparameters only, so nothing in it is unpickled as
-    code."""
-    from isl.models.module import SequenceMDN
-
-    model = SequenceMDN.load_from_checkpoint(checkpoint, map_location=device, weights_only=True)
-    return model.eval()
 
 
 def real_prefixes(k: int, n: int, data_dir: str | Path | None = None,

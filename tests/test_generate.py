@@ -12,7 +12,8 @@ import torch
 from matplotlib.image import imread
 
 from conftest import MNIST_DIR, REPO
-from isl.generate import DEFAULT_START, END_ROW, generate, load_model, main
+from isl.generate import DEFAULT_START, END_ROW, generate, main
+from isl.models.module import load_model
 from isl.models.module import SequenceMDN
 
 COMPONENTS = 5

@@ -231,3 +231,9 @@ def summarise(sums: dict[str, float], prefix: str) -> dict[str, float]:
             f"{prefix}/rmse_sampled": (sums["sq_err_sampled"] / points) ** 0.5,
             f"{prefix}/rmse_expected": (sums["sq_err_expected"] / points) ** 0.5,
             f"{prefix}/accuracy": sums["correct"] / sequences}
+
+
+def load_model(checkpoint, device: str = "cpu") -> SequenceMDN:
+    """A trained SequenceMDN in eval mode, loaded with ``weights_only=True``: the checkpoint
+    holds tensors and plain hyperparameters only, so nothing in it is unpickled as code."""
+    return SequenceMDN.load_from_checkpoint(checkpoint, map_location=device, weights_only=True).eval()
