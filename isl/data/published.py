@@ -98,23 +98,23 @@ def _parse_inputdata(data: bytes, path) -> np.ndarray:
     return steps.astype(STEP_DTYPE)
 
 
+def _read_bytes(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DataFormatError(path, f"{what} not found") from None
+
+
 def read_inputdata(path: str | Path) -> np.ndarray:
     """One ``-inputdata.txt`` file as a (T, 4) int8 array; any malformation -> DataFormatError."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataFormatError(path, "file not found") from None
-    return _parse_inputdata(data, path)
+    return _parse_inputdata(_read_bytes(path, "file"), path)
 
 
 def read_labels(path: str | Path) -> np.ndarray:
     """A ``{split}labels.txt`` file (one digit per line) as a uint8 array."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataFormatError(path, "labels file not found") from None
+    data = _read_bytes(path, "labels file")
     if not data:
         raise DataFormatError(path, "empty labels file")
     if not _LABELS.fullmatch(data):
