@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 
 import lightning as L
 
 log = logging.getLogger(__name__)
+
+
+def doubling_stages(start: int, full: int) -> int:
+    """Stages of a curriculum that doubles from ``start``: until ``start * 2**k`` covers
+    ``full``, then one last stage with everything."""
+    return max(math.ceil(math.log2(full / start)), 0) + 1
+
+
+def doubled(start: int, stage: int, stages: int) -> int | None:
+    """The amount at ``stage`` of such a curriculum; None (everything) at its last stage."""
+    return None if stage >= stages - 1 else start * 2 ** stage
 
 
 class Curriculum(L.Callback):

@@ -3,9 +3,7 @@ every sequence, doubling the length at each step up until sequences are used who
 
 from __future__ import annotations
 
-import math
-
-from isl.curricula.base import Curriculum
+from isl.curricula.base import Curriculum, doubled, doubling_stages
 
 
 class Length(Curriculum):
@@ -16,14 +14,11 @@ class Length(Curriculum):
         self.start_length = start_length
 
     def num_stages(self, datamodule) -> int:
-        longest = int(datamodule.train.lengths.max())
-        return max(math.ceil(math.log2(longest / self.start_length)), 0) + 1
+        return doubling_stages(self.start_length, int(datamodule.train.lengths.max()))
 
     def length(self, datamodule) -> int | None:
         """The stage's length; None (whole sequences) at the last stage."""
-        if self.stage >= self.num_stages(datamodule) - 1:
-            return None
-        return self.start_length * 2 ** self.stage
+        return doubled(self.start_length, self.stage, self.num_stages(datamodule))
 
     def apply(self, datamodule) -> None:
         datamodule.curriculum.max_length = self.length(datamodule)

@@ -4,9 +4,7 @@ points per sequence in use, instead of ``min_points``: a window that grows with 
 
 from __future__ import annotations
 
-import math
-
-from isl.curricula.base import Curriculum
+from isl.curricula.base import Curriculum, doubled, doubling_stages
 
 
 class Sequences(Curriculum):
@@ -19,12 +17,11 @@ class Sequences(Curriculum):
         self.start_sequences, self.window_factor = start_sequences, window_factor
 
     def num_stages(self, datamodule) -> int:
-        return max(math.ceil(math.log2(len(datamodule.train) / self.start_sequences)), 0) + 1
+        return doubling_stages(self.start_sequences, len(datamodule.train))
 
     def count(self, datamodule) -> int | None:
-        if self.stage >= self.num_stages(datamodule) - 1:
-            return None
-        return self.start_sequences * 2 ** self.stage
+        """The stage's number of sequences; None (all) at the last stage."""
+        return doubled(self.start_sequences, self.stage, self.num_stages(datamodule))
 
     def apply(self, datamodule) -> None:
         datamodule.curriculum.num_sequences = self.count(datamodule)
