@@ -21,11 +21,22 @@ def main(cfg: DictConfig) -> None:
     try:
         if summary := run(cfg, out_dir):
             print(summary)
+    except OSError as err:  # disk full, no permission: say where, keep the cause
+        keep_error(out_dir)
+        raise OSError(err.errno, f"cannot write in {out_dir} ({err}); free space or fix the "
+                      "permissions, then run the same command again to resume") from err
     except BaseException:
-        # Kept beside the job's metrics, so a sweep's report can list the failure; Hydra then
-        # carries on with the sweep's other jobs and exits non-zero at the end.
-        (out_dir / "error.txt").write_text(traceback.format_exc())
+        keep_error(out_dir)
         raise
+
+
+def keep_error(out_dir: Path) -> None:
+    """The traceback beside the job's metrics, so a sweep's report lists the failure (Hydra
+    carries on with the sweep's other jobs and exits non-zero at the end)."""
+    try:
+        (out_dir / "error.txt").write_text(traceback.format_exc())
+    except OSError:  # the disk that just failed; the traceback still reaches the console
+        pass
 
 
 if __name__ == "__main__":

@@ -21,20 +21,23 @@ class PointsSchedule(L.Callback):
         self.budget, self.eval_every = budget, eval_every
         self.next_eval = 0
         self.started = None
+        self.elapsed = 0.0  # wall seconds of earlier attempts (a resumed run)
         self.last_metrics: dict[str, float] = {}
 
     def _evaluate(self, trainer, module) -> None:
         start = time.perf_counter()
         metrics = module.evaluate(trainer.datamodule.test_dataloader())
         metrics["time/eval_sec"] = time.perf_counter() - start
-        metrics["time/wall_sec"] = time.perf_counter() - self.started
+        metrics["time/wall_sec"] = self.elapsed + time.perf_counter() - self.started
         module.write_metrics(metrics)
         self.last_metrics = metrics
         self.next_eval = (module.points_processed // self.eval_every + 1) * self.eval_every
 
     def on_train_start(self, trainer, module) -> None:
         self.started = time.perf_counter()
-        if module.points_processed >= self.next_eval:
+        if module.points_processed >= self.budget:  # resumed from the checkpoint taken at the end
+            trainer.should_stop = True
+        elif module.points_processed >= self.next_eval:
             self._evaluate(trainer, module)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
@@ -45,10 +48,12 @@ class PointsSchedule(L.Callback):
             trainer.should_stop = True
 
     def state_dict(self) -> dict:
-        return {"next_eval": self.next_eval}
+        return {"next_eval": self.next_eval, "last_metrics": self.last_metrics,
+                "elapsed": self.elapsed + time.perf_counter() - self.started}
 
     def load_state_dict(self, state: dict) -> None:
-        self.next_eval = state["next_eval"]
+        self.next_eval, self.elapsed = state["next_eval"], state["elapsed"]
+        self.last_metrics = state["last_metrics"]
 
 
 class PointsProgressBar(RichProgressBar):

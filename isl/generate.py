@@ -1,6 +1,6 @@
 """Generate digits from a trained next-step predictor, one pen step at a time.
 
-    python -m isl.generate runs/<date>/<time>/checkpoints/last.ckpt --n 16 --out digits.png
+    python -m isl.generate runs/<run>/checkpoints/last.ckpt --n 16 --out digits.png
         [--seed 0] [--bias 0.0] [--max-steps 100] [--prime K] [--cols 8]
 
 **How a digit is generated.** The network predicts the distribution of the next row
@@ -19,11 +19,12 @@ through sampling. ``start=`` (``--start X Y``) picks another one. With ``prime``
 start point included, are those of real digits instead.
 
 **What comes out** is the published row form, in pixels: row 0 the start point, offsets converted
-back from input units with the model's ``offset_scale`` (kept as floats, unrounded: the drawing
-does not need integers), the eos/eod flags as drawn. Two rows are made canonical as in the data,
-and fed back that way, since that is what the network saw in training: a pen-lift row (eos = 1)
-carries no offset (``0 0 1 0``), and the row with eod = 1 is the end row ``0 0 1 1``. A digit cut
-at the length limit gets the end row appended, so every sequence ends with ``0 0 1 1``.
+back from input units with the model's ``to_pixels`` (its ``offset_shift`` and ``offset_scale``;
+kept as floats, unrounded: the drawing does not need integers), the eos/eod flags as drawn. Two
+rows are made canonical as in the data, and fed back that way, since that is what the network
+saw in training: a pen-lift row (eos = 1) carries no offset (``0 0 1 0``), and the row with
+eod = 1 is the end row ``0 0 1 1``. A digit cut at the length limit gets the end row appended,
+so every sequence ends with ``0 0 1 1``.
 
 **Biased sampling** (``bias`` >= 0, Graves section 5.4): standard deviations shrink by
 ``exp(-bias)`` and mixture weights sharpen, giving cleaner, less varied digits; 0 samples plainly.
@@ -92,16 +93,19 @@ def generate(model, n: int, generator: torch.Generator | None = None, bias: floa
     model.eval()
     try:
         device = model.offset_scale.device
-        scale = model.offset_scale.detach().to(device=device, dtype=torch.float32)
-        unit = torch.cat([scale, scale.new_ones(2)])  # pixels per input unit of each column
+
+        def units(x: torch.Tensor) -> torch.Tensor:  # rows in pixels -> as collate feeds them
+            return torch.cat([model.to_units(x[:, :2]), x[:, 2:]], dim=-1)
+
         rows = [list(torch.from_numpy(p)) for p in prefixes]  # rows so far, in pixels (CPU)
         done = [False] * n
         x = torch.stack([r[0] for r in rows]).to(device)      # (n, 4) row to feed, pixels
         state = None
         t = 0  # x holds row t of every unfinished sequence
         while not all(done):
-            mixture, state = model((x / unit).unsqueeze(1), state)
-            drawn = model.sample_step(mixture, generator, bias).squeeze(1) * unit  # (n, 4) pixels
+            mixture, state = model(units(x).unsqueeze(1), state)
+            drawn = model.sample_step(mixture, generator, bias).squeeze(1)
+            drawn = torch.cat([model.to_pixels(drawn[:, :2]), drawn[:, 2:]], dim=-1)  # (n, 4) pixels
             drawn = drawn.float().cpu()
             following = []
             for i in range(n):

@@ -12,11 +12,13 @@ replaced by ``<redacted>``.
 from __future__ import annotations
 
 import contextlib
+import csv
 import logging
 import netrc
 import os
 import re
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,13 +42,38 @@ _ASSIGNMENT = re.compile(r"(?P<key>[\w.+~/-]*?[\w.-]+)=(?P<value>[^,\s]*)")
 _NAME_LIMIT = 128  # W&B limits run names and groups to 128 characters, tags to 64
 
 
-def build_loggers(cfg: DictConfig, out_dir: Path) -> list[Logger]:
-    """CSV into ``out_dir/metrics.csv``, plus W&B when ``cfg.logger.wandb`` is set."""
-    loggers: list[Logger] = [CSVLogger(save_dir=out_dir, name="", version="")]
+def build_loggers(cfg: DictConfig, out_dir: Path, resume_step: int | None = None) -> list[Logger]:
+    """CSV into ``out_dir/metrics.csv``, plus W&B when ``cfg.logger.wandb`` is set.
+
+    A run resumed from the checkpoint at optimizer step ``resume_step`` keeps the CSV rows up to
+    it; the later ones (written before the run was killed) are dropped, to be logged again."""
+    csv_logger = CSVLogger(save_dir=out_dir, name="", version="")
+    metrics = Path(out_dir) / "metrics.csv"
+    kept = _rows_until(metrics, resume_step) if resume_step is not None and metrics.is_file() else []
+    if kept:
+        writer = csv_logger.experiment  # Lightning's writer removes the old file on creation
+        writer.metrics = kept
+        writer.save()
+    loggers: list[Logger] = [csv_logger]
     wandb_cfg = OmegaConf.select(cfg, "logger.wandb", default=None)
     if wandb_cfg is not None:
         loggers.append(build_wandb_logger(cfg, out_dir))
     return loggers
+
+
+def _rows_until(path: Path, step: int) -> list[dict]:
+    """The rows of a metrics CSV logged at optimizer steps <= ``step``, without empty cells
+    (a row cut short by a kill has no valid step and is dropped)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    kept = []
+    for row in rows:
+        try:
+            if int(float(row.get("step") or "nan")) <= step:
+                kept.append({k: v for k, v in row.items() if k is not None and v not in ("", None)})
+        except ValueError:
+            continue
+    return kept
 
 
 # --- W&B ------------------------------------------------------------------------------------------
@@ -104,7 +131,19 @@ def build_wandb_logger(cfg: DictConfig, out_dir: Path) -> IslWandbLogger:
         entity=settings.get("entity"), name=_clip(settings.get("name") or hydra["name"]),
         group=_clip(settings.get("group") or hydra["group"]),
         tags=[str(t)[:64] for t in tags] or None, notes=settings.get("notes"),
-        config=config, mode=mode, log_model=False)
+        config=config, mode=mode, log_model=False, id=_run_id(out_dir), resume="allow")
+
+
+def _run_id(out_dir: Path) -> str:
+    """The W&B run id of this job directory, made once and kept, so that a resumed run goes on
+    logging into the same W&B run."""
+    path = Path(out_dir) / "wandb" / "run-id"
+    if path.is_file() and (saved := path.read_text().strip()):
+        return saved
+    run_id = uuid.uuid4().hex[:12]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(run_id + "\n")
+    return run_id
 
 
 def resolve_mode(setting: str = "auto", environ: dict[str, str] | None = None) -> tuple[str, str]:
@@ -160,7 +199,7 @@ def _hydra_context(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 
     Names read like ``3-length-points-lstm-seed1`` (job number in a sweep, the curriculum,
     batching and model choices, the seed); a sweep's group is its directory under
-    ``paths.runs_dir``, e.g. ``multirun/2026-11-23/16-34-29``."""
+    ``paths.runs_dir``, e.g. ``multirun/experiment-exp1``."""
     context: dict[str, Any] = {"group": None, "name": redact_text(out_dir.name), "tags": [],
                                "choices": {}}
     try:

@@ -1,10 +1,10 @@
 """Summarise a Hydra sweep: test-RMSE curves per curriculum and the paper's comparison table.
 
-    python -m isl.report runs/multirun/2026-11-23/16-36-34 [--out DIR] [--xscale log|linear]
+    python -m isl.report runs/multirun/experiment-exp1 [--out DIR] [--xscale log|linear]
 
 Writes ``<sweep>/report/`` (or ``--out``): ``rmse_sampled.png`` and ``rmse_expected.png`` (one
 panel per batching x model cell, one line per curriculum), ``summary.md`` (the tables, the
-figures, failed jobs and jobs without metrics) and ``summary.csv`` (the table, one row per
+figures, failed and unfinished jobs) and ``summary.csv`` (the table, one row per
 cell and curriculum).
 
 **Jobs** are the directories below the sweep that hold a ``.hydra/`` folder or an
@@ -15,6 +15,9 @@ override whose value differs between jobs (``curriculum.threshold=3,4``) splits 
 different configurations are never averaged together as if they were seeds. A job with an
 ``error.txt`` is *failed*: it is listed with the last line of its traceback and left out of
 the table and figures, even where it wrote some metrics (its last value would not be final).
+A job is *finished* once it wrote ``result.json`` (last, atomically); one with neither is
+*unfinished* (killed, pre-empted or still running: the sweep's command, run again, resumes it)
+and is likewise only listed.
 
 **Aggregation over seeds: by evaluation index.** The test set is evaluated at the start, at
 the first batch boundary after every ``budget.eval_every`` points and at the end, so the k-th
@@ -79,6 +82,7 @@ class Job:
     seed: int | None = None
     overrides: dict[str, str] = field(default_factory=dict)
     error: str | None = None        # last line of error.txt
+    finished: bool = False          # result.json written
     evals: dict[str, np.ndarray] | None = None  # "points" and METRICS, one value per test evaluation
     variant: str = ""
 
@@ -133,6 +137,7 @@ def load_job(sweep: Path, directory: Path) -> Job:
         lines = [ln.strip() for ln in (directory / "error.txt").read_text(errors="replace").splitlines()]
         job.error = next((ln for ln in reversed(lines) if ln), "(empty error.txt)")
     job.evals = read_evals(directory / "metrics.csv")
+    job.finished = (directory / "result.json").is_file()
     return job
 
 
@@ -167,7 +172,7 @@ Cell = tuple[str, str, str]  # (batching, model, variant)
 def aggregate(jobs: list[Job]) -> dict[Cell, dict[str, Curve]]:
     groups: dict[Cell, dict[str, list[Job]]] = {}
     for job in jobs:
-        if job.error is None and job.evals is not None:
+        if job.finished and job.error is None and job.evals is not None:
             cell = groups.setdefault((job.batching, job.model, job.variant), {})
             cell.setdefault(job.curriculum, []).append(job)
     cells = {}
@@ -251,7 +256,7 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log") -> P
     mark_variants(jobs)
     cells = aggregate(jobs)
     if not cells:
-        what = (f"{len(jobs)} job(s), none finished with test metrics" if jobs
+        what = (f"{len(jobs)} job(s), none finished" if jobs
                 else "no job directories (.hydra/ or error.txt)")
         raise ReportError(f"no usable job in {sweep}: {what}")
     out.mkdir(parents=True, exist_ok=True)
@@ -267,10 +272,10 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log") -> P
 
     table = []
     md = [f"# Sweep report: `{sweep}`", "",
-          f"{len(jobs)} jobs: {sum(j.error is None and j.evals is not None for j in jobs)} summarised, "
+          f"{len(jobs)} jobs: {sum(j.finished and j.error is None for j in jobs)} summarised, "
           f"{sum(j.error is not None for j in jobs)} failed, "
-          f"{sum(j.evals is None for j in jobs)} without test metrics. RMSE in pixels of the "
-          "next pen offset; *final*: mean ± sample std over seeds of each seed's last evaluation; "
+          f"{sum(not j.finished and j.error is None for j in jobs)} unfinished. RMSE in pixels of "
+          "the next pen offset (per coordinate, as the paper's code); *final*: mean ± sample std over seeds of each seed's last evaluation; "
           "*best*, *points to reach* and *speed-up* use the seed-mean curve (seeds aligned by "
           "evaluation index); *speed-up* = regular's points to its best / the curriculum's points "
           "to reach it; *reduction* = 100 × (1 − final / regular's final), positive where the "
@@ -289,10 +294,12 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log") -> P
            "![Test RMSE, expected value](rmse_expected.png)", "",
            "![Test accuracy](accuracy.png)", ""]
     failed = [j for j in jobs if j.error is not None]
-    missing = [j for j in jobs if j.evals is None]
+    unfinished = [j for j in jobs if not j.finished and j.error is None]
     md += ["## Failed jobs", "", *([f"- `{j.name}`: {j.error}" for j in failed] or ["None."]), "",
-           "## Jobs without test metrics", "",
-           *([f"- `{j.name}`" + (" (failed)" if j.error else "") for j in missing] or ["None."]), ""]
+           "## Unfinished jobs", "",
+           *(["Killed, pre-empted or still running; the sweep's command, run again, resumes them.",
+              ""] if unfinished else []),
+           *([f"- `{j.name}`" for j in unfinished] or ["None."]), ""]
     (out / "summary.md").write_text("\n".join(md))
     with (out / "summary.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -304,7 +311,7 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log") -> P
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m isl.report", description=__doc__.split("\n")[0])
-    parser.add_argument("sweep", type=Path, help="the sweep directory (runs/multirun/<date>/<time>)")
+    parser.add_argument("sweep", type=Path, help="the sweep directory (runs/multirun/<sweep>)")
     parser.add_argument("--out", type=Path, help="where to write (default: <sweep>/report)")
     parser.add_argument("--xscale", choices=("log", "linear"), default="log",
                         help="x-axis of the figures (default: log)")

@@ -8,10 +8,11 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from isl import rundir
 from isl.callbacks import PointsProgressBar, PointsSchedule
+from isl.checkpoints import AtomicCheckpointIO, PointsCheckpoint
 from isl.data.datamodule import StrokeDataModule
 from isl.data.summary import describe
 from isl.devices import device_slot, trainer_devices
@@ -39,7 +40,8 @@ def build_datamodule(cfg: DictConfig) -> StrokeDataModule:
     return StrokeDataModule(source=instantiate(data.source), num_train=data.num_train,
                             num_test=data.num_test, max_length=data.max_length,
                             batching=OmegaConf.to_container(cfg.batching, resolve=True),
-                            test_batch_size=data.test_batch_size, seed=cfg.seed)
+                            test_batch_size=data.test_batch_size, seed=cfg.seed,
+                            scaling=data.scaling)
 
 
 def run(cfg: DictConfig, out_dir: Path) -> str:
@@ -50,30 +52,43 @@ def run(cfg: DictConfig, out_dir: Path) -> str:
 
 def train(cfg: DictConfig, out_dir: Path) -> str:
     """Train for ``budget.points`` sequence points: the next-step predictor (task=predict) or a
-    classifier with the class at every step (task=classify); metrics to CSV (and W&B)."""
+    classifier with the class at every step (task=classify); metrics to CSV (and W&B).
+
+    Started again in the same directory, a run resumes from its last checkpoint exactly where
+    it was (see isl.rundir), or only reports its result if it had finished."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    dm = build_datamodule(cfg)
+    dm = build_datamodule(cfg)  # every value is checked before anything is written
     model = instantiate(cfg.model, **LOSS_WEIGHTS[cfg.task])
     curriculum = instantiate(cfg.curriculum)
     schedule = PointsSchedule(cfg.budget.points, cfg.budget.eval_every)
-    loggers = build_loggers(cfg, out_dir)
-    checkpoints = ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0)
+    checkpoints = PointsCheckpoint(out_dir / "checkpoints", cfg.checkpoint.every_points)
+    start = rundir.prepare(cfg, out_dir)
+    if start.finished is not None:
+        return f"already finished ({out_dir / rundir.RESULT}):\n" + start.finished["summary"]
+    if start.checkpoint is not None:
+        log.info("Resuming from %s at %s sequence points", start.checkpoint, f"{start.points:,}")
+    loggers = build_loggers(cfg, out_dir, resume_step=start.step)
+    # Order matters: a checkpoint is taken after the curriculum and the evaluation of its step.
     callbacks = [curriculum, schedule, checkpoints, PointsProgressBar()]
     if cfg.viz.density_every:
         callbacks.append(DensitySnapshots(cfg.viz.density_every, digits=cfg.viz.density_digits))
     with device_slot() as gpu:  # in a sweep over GPUs (hydra/launcher=gpus): this job's own one
         trainer = L.Trainer(**{**cfg.trainer, **trainer_devices(gpu)}, logger=loggers,
-                            default_root_dir=out_dir, callbacks=callbacks)
-        trainer.fit(model, datamodule=dm)
+                            default_root_dir=out_dir, callbacks=callbacks,
+                            plugins=[AtomicCheckpointIO()], enable_checkpointing=False)
+        trainer.fit(model, datamodule=dm, ckpt_path=start.checkpoint, weights_only=True)
     if trainer.global_rank != 0:
         return ""  # under DDP, rank 0 reports
     final = {k: v for k, v in schedule.last_metrics.items() if k.startswith("test/")}  # at the end
     task = "" if cfg.task == "predict" else f" to {cfg.task}"
     task += f", starting from {cfg.model.init_from}" if cfg.model.init_from else ""
-    return (f"trained {cfg.model.network} with the {type(curriculum).__name__.lower()} curriculum "
-            f"(stage {curriculum.stage}) on {model.points_processed:,} sequence points{task}: "
-            + ", ".join(f"{k} {v:.4g}" for k, v in final.items())
-            + f"\nmetrics: {out_dir / 'metrics.csv'}\ncheckpoint: {checkpoints.last_model_path}")
+    summary = (f"trained {cfg.model.network} with the {type(curriculum).__name__.lower()} curriculum "
+               f"(stage {curriculum.stage}) on {model.points_processed:,} sequence points{task}: "
+               + ", ".join(f"{k} {v:.4g}" for k, v in final.items())
+               + f"\nmetrics: {out_dir / 'metrics.csv'}\ncheckpoint: {checkpoints.path}")
+    rundir.finish(out_dir, {"points": model.points_processed, "stage": curriculum.stage,
+                            "metrics": final, "summary": summary})
+    return summary
 
 
 def describe_data(cfg: DictConfig, out_dir: Path) -> str:
@@ -84,8 +99,9 @@ def describe_data(cfg: DictConfig, out_dir: Path) -> str:
     lines = [describe("train (full split)", dm.source.load("train")),
              describe("test (full split)", dm.source.load("test")),
              describe("train (used by runs)", dm.train), describe("test (used by runs)", dm.test),
-             f"offset scale (pixels per input unit): dx {dm.offset_scale[0]:.3f}, "
-             f"dy {dm.offset_scale[1]:.3f}"]
+             f"offset scale ({dm.scaling}; input units = (pixels - shift) / scale): shift dx "
+             f"{dm.offset_shift[0]:.3f}, dy {dm.offset_shift[1]:.3f}; scale (pixels per input unit) "
+             f"dx {dm.offset_scale[0]:.3f}, dy {dm.offset_scale[1]:.3f}"]
     batch = next(iter(dm.train_dataloader()))
     lines.append(f"first training batch ({cfg.batching.by}): {len(batch)} sequences, "
                  f"{batch.n_points} points, padded to {batch.steps.shape[1]} steps")

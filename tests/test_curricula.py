@@ -21,7 +21,8 @@ class Trainee:
         self.points_processed, self.error, self.logged = 0, (0.0, 0), []
 
     def feed(self, rmse: float, points: int):
-        self.error = (rmse ** 2 * points, points)
+        # A sum of squared errors over both coordinates, whose per-coordinate RMSE is ``rmse``.
+        self.error = (2 * rmse ** 2 * points, points)
         self.points_processed += points
 
     def last_batch_error(self):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from isl.data.curriculum import CurriculumBatchSampler, CurriculumState
-from isl.data.datamodule import StrokeBatch, StrokeDataModule
+from isl.data.datamodule import StrokeBatch, StrokeDataModule, to_pixels, to_units
 
 
 def make_dm(source, **kwargs) -> StrokeDataModule:
@@ -51,12 +51,44 @@ def test_batches_carry_padded_normalised_steps_and_real_point_counts(real_source
     assert not batch.steps[~batch.mask].any()                      # padding is zero
     for row, i in enumerate(batch.indices.tolist()):
         seq = dm.train.sequence(i)
-        pixels = batch.steps[row, :len(seq)].clone()
-        pixels[:, :2] *= dm.offset_scale
+        pixels = batch.steps[row, :len(seq)].clone()                # start row converted alike
+        pixels[:, :2] = to_pixels(pixels[:, :2], dm.offset_shift, dm.offset_scale)
         assert torch.allclose(pixels, torch.from_numpy(seq).float(), atol=1e-4)
         assert batch.labels[row] == dm.train.labels[i]
     offsets = torch.cat([batch.steps[r, 1:batch.lengths[r], :2] for r in range(len(batch))])
-    assert 0.5 < float(offsets.std()) < 2                          # unit-scale inputs
+    assert offsets.min() >= 0 and offsets.max() <= 1              # range scaling (the default)
+
+
+def training_offsets(dm) -> np.ndarray:
+    """Every training row but the start rows, in pixels, computed directly."""
+    return np.concatenate([dm.train.sequence(i)[1:, :2] for i in range(len(dm.train))]).astype(np.float64)
+
+
+def test_range_scaling_maps_the_training_offsets_onto_0_1_as_the_paper_s_code(real_source):
+    dm = make_dm(real_source)
+    assert dm.scaling == "range"
+    offsets = training_offsets(dm)
+    low, high = offsets.min(), offsets.max()                       # both coordinates together
+    assert dm.offset_shift.tolist() == pytest.approx([low, low])
+    assert dm.offset_scale.tolist() == pytest.approx([high - low, high - low])
+    units = to_units(torch.from_numpy(offsets).float(), dm.offset_shift, dm.offset_scale)
+    assert float(units.min()) == pytest.approx(0, abs=1e-6) and float(units.max()) == pytest.approx(1)
+    whole = dm.collate(np.arange(len(dm.train)))                  # as batches carry them
+    fed = torch.cat([whole.steps[r, 1:whole.lengths[r], :2] for r in range(len(whole))])
+    assert fed.min() >= -1e-6 and fed.max() <= 1 + 1e-6
+
+
+def test_std_scaling_keeps_unit_spread_and_no_shift(real_source):
+    dm = make_dm(real_source, scaling="std")
+    offsets = training_offsets(dm)
+    assert dm.offset_shift.tolist() == [0.0, 0.0]
+    assert dm.offset_scale.tolist() == pytest.approx(offsets.std(axis=0).tolist(), rel=1e-6)
+    batch = draw(dm, 1)[0]
+    seq = dm.train.sequence(int(batch.indices[0]))
+    expected = torch.from_numpy(seq[:, :2]).float() / dm.offset_scale  # start row included
+    assert torch.allclose(batch.steps[0, :len(seq), :2], expected, atol=1e-5)
+    units = torch.cat([batch.steps[r, 1:batch.lengths[r], :2] for r in range(len(batch))])
+    assert 0.5 < float(units.std()) < 2                            # unit-scale inputs
 
 
 def test_by_sequences_visits_every_sequence_once_per_pass(real_source):
@@ -207,16 +239,17 @@ def test_curriculum_and_data_order_survive_state_dict_round_trip(real_source):
     dm.curriculum.classes = [2, 3, 5]
     it = iter(dm.train_dataloader())
     for _ in range(7):
-        next(it)
+        dm.on_before_batch_transfer(next(it), 0)  # as Lightning hands each batch to training
+    ahead = next(it)  # fetched ahead (as Lightning does), not trained on when the state is taken
     state = dm.state_dict()
-    expected = [next(it).indices.tolist() for _ in range(20)]  # runs past the end of a pass
+    expected = [ahead.indices.tolist()] + [next(it).indices.tolist() for _ in range(20)]  # past a pass
 
     resumed = StrokeDataModule(real_source, num_train=1000, num_test=300,
                                batching={"by": "points", "size": 500, "bucket": 4})
     resumed.load_state_dict(state)
     assert resumed.curriculum == dm.curriculum
     it = iter(resumed.train_dataloader())
-    assert [next(it).indices.tolist() for _ in range(20)] == expected
+    assert [next(it).indices.tolist() for _ in range(21)] == expected  # the one ahead first
 
 
 # --- splits -------------------------------------------------------------------------------------
@@ -239,7 +272,8 @@ def test_sequences_longer_than_max_length_are_truncated(real_source):
     assert max(int(b.lengths.max()) for b in batches) == 30
 
 
-@pytest.mark.parametrize("key, value", [("num_train", 0), ("num_test", -1), ("max_length", 1)])
+@pytest.mark.parametrize("key, value", [("num_train", 0), ("num_test", -1), ("max_length", 1),
+                                        ("scaling", "minmax")])
 def test_bad_sizes_are_refused_naming_the_key(real_source, key, value):
     with pytest.raises(ValueError, match=f"data.{key}"):
         StrokeDataModule(real_source, **{key: value})

@@ -20,11 +20,12 @@ COMPONENTS = 5
 
 
 def small_model(eos: float | None = None, eod: float | None = None, seed: int = 0,
-                scale=(2.0, 3.0)) -> SequenceMDN:
+                scale=(2.0, 3.0), shift=(0.0, 0.0)) -> SequenceMDN:
     """An untrained small LSTM MDN; ``eos``/``eod`` fix that flag's logit (weights zeroed)."""
     torch.manual_seed(seed)
     model = SequenceMDN(hidden=32, layers=2, components=COMPONENTS)
     model.offset_scale.copy_(torch.tensor(scale))
+    model.offset_shift.copy_(torch.tensor(shift))
     with torch.no_grad():
         for index, logit in ((6 * COMPONENTS, eos), (6 * COMPONENTS + 1, eod)):
             if logit is not None:
@@ -72,16 +73,17 @@ def test_pen_lift_rows_are_in_the_published_form():
         np.testing.assert_array_equal(steps[-1], END_ROW)
 
 
-def test_offsets_come_back_in_pixels_from_the_models_own_draw():
-    model, start = small_model(eos=-50.0, eod=-50.0, scale=(2.0, 3.0)), (5.0, 20.0)
+@pytest.mark.parametrize("shift", [(0.0, 0.0), (-18.0, -18.0)])  # std and range scaling
+def test_offsets_come_back_in_pixels_from_the_models_own_draw(shift):
+    model, start = small_model(eos=-50.0, eod=-50.0, scale=(2.0, 3.0), shift=shift), (5.0, 20.0)
     out = generate(model, 3, seeded(7), max_steps=2, start=start)
-    # The same draw by hand: the start row in input units in, one step out, scaled to pixels.
-    unit = torch.tensor([2.0, 3.0, 1.0, 1.0])
-    first = torch.tensor([[[*start, 0.0, 0.0]]]).expand(3, 1, 4) / unit
+    # The same draw by hand: the start row in input units in, one step out, back to pixels.
+    unit, zero = torch.tensor([2.0, 3.0, 1.0, 1.0]), torch.tensor([*shift, 0.0, 0.0])
+    first = (torch.tensor([[[*start, 0.0, 0.0]]]).expand(3, 1, 4) - zero) / unit
     with torch.no_grad():
         mixture, _ = model(first)
-        drawn = model.sample_step(mixture, seeded(7)).squeeze(1) * unit
-    np.testing.assert_allclose(np.stack([s[1] for s in out]), drawn.numpy(), rtol=1e-6)
+        drawn = model.sample_step(mixture, seeded(7)).squeeze(1) * unit + zero
+    np.testing.assert_allclose(np.stack([s[1] for s in out]), drawn.numpy(), rtol=1e-5, atol=1e-5)
     assert all(s.shape == (3, 4) for s in out)
 
 

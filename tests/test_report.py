@@ -23,7 +23,8 @@ COLUMNS = ["curriculum/stage", "lr", "points", "step", "test/accuracy", "test/lo
 
 
 def write_job(sweep: Path, num: int, curriculum: str, batching: str, model: str, seed: int,
-              points=None, rmse=None, error: str | None = None, extra: tuple = ()) -> Path:
+              points=None, rmse=None, error: str | None = None, extra: tuple = (),
+              finished: bool = True) -> Path:
     """A job directory as Hydra and the CSV logger write it; expected RMSE is half the sampled."""
     overrides = [f"curriculum={curriculum}", f"batching={batching}", f"model={model}",
                  f"seed={seed}", "experiment=grid", *extra]
@@ -55,6 +56,8 @@ def write_job(sweep: Path, num: int, curriculum: str, batching: str, model: str,
                                  "time/eval_sec": 0.1, "time/wall_sec": step})
     if error:
         (job / "error.txt").write_text(f"Traceback (most recent call last):\n  File x\n{error}\n\n")
+    elif finished and points is not None:
+        (job / "result.json").write_text("{}")
     return job
 
 
@@ -79,6 +82,8 @@ def sweep(tmp_path):
               error="NonFiniteLossError: loss is nan in training at step 7")
     write_job(sweep, next(num), "regular", "points", "lstm", 3, error="RuntimeError: out of memory")
     write_job(sweep, next(num), "length", "points", "lstm", 3)
+    # killed mid-run: metrics but no result.json (left out until resumed)
+    write_job(sweep, next(num), "regular", "sequences", "lstm", 3, P1[:2], [0.1, 0.1], finished=False)
     return sweep
 
 
@@ -128,12 +133,12 @@ def test_markdown_lists_failures_and_embeds_figures(sweep):
     assert "## lstm, batching=sequences" in md and "## lstm, batching=points" in md
     assert "| length | 2 | 1.000 ± 0.000 | 1.000 (4,020) | 1,005 | 3.0× | 80.0% | 0.500 ± 0.000 |" in md
     assert "not reached" in md
-    failed = md.split("## Failed jobs")[1].split("## Jobs without")[0]
+    failed = md.split("## Failed jobs")[1].split("## Unfinished")[0]
     assert "NonFiniteLossError: loss is nan in training at step 7" in failed
     assert "RuntimeError: out of memory" in failed
     assert failed.count("\n- ") == 2
-    missing = md.split("## Jobs without test metrics")[1]
-    assert missing.count("\n- ") == 2 and "(failed)" in missing  # the OOM one and the silent one
+    unfinished = md.split("## Unfinished jobs")[1].split("##")[0]
+    assert unfinished.count("\n- ") == 2 and "resumes them" in unfinished  # the silent and the killed
     assert "](rmse_sampled.png)" in md and "](rmse_expected.png)" in md
     assert "min–max" in md
 
@@ -178,7 +183,7 @@ def test_smoke_sweep_end_to_end(tmp_path, full_data_dir):
     runs = tmp_path / "runs"
     subprocess.run([sys.executable, "run.py", "-m", "experiment=smoke", f"paths.runs_dir={runs}"],
                    cwd=REPO, env=env, check=True, capture_output=True, timeout=600)
-    (sweep,) = (runs / "multirun").glob("*/*")
+    (sweep,) = (runs / "multirun").glob("*")
     jobs = [d for d in sweep.iterdir() if (d / ".hydra").is_dir()]
     assert len(jobs) == 16
     for job in jobs:                                              # every job: CSV and a W&B run

@@ -94,7 +94,11 @@ def test_a_short_training_run_logs_every_metric_to_csv(full_data_dir, tmp_path, 
     ("budjet.points=5", "Key 'budjet' not in 'Config'"),                     # typo
     ("budget.points=abc", "full_key: budget.points"),                         # wrong type
     ("budget.points=-5", "budget.points must be a positive integer"),         # out of range
-    ("curriculum=lenght", "Could not find 'curriculum/lenght'"),             # unknown option
+    ("curriculum=lenght", "Available options in 'curriculum'"),              # unknown option
+    ("curriculum=classes curriculum.order=[0,1,2,3,4,5,6,7,8,12]",            # classes outside 0-9
+     "curriculum.order must list each digit 0-9 exactly once"),
+    ("checkpoint.every_points=0", "checkpoint.every_points must be a positive integer"),
+    ("data.scaling=log", "data.scaling must be one of"),
     ("curriculum=length curriculum.threshold=0", "curriculum.threshold must be a number > 0"),
     ("batching.size=0", "batching.size must be a positive integer"),
     ("model.hidden=0", "model.hidden must be a positive integer"),

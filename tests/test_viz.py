@@ -17,7 +17,7 @@ from isl.viz.belief import class_probabilities, plot_class_belief, predict
 from isl.viz.density import density_map, grid_axis, plot_density
 from isl.viz.snapshots import GIF_NAME, DensitySnapshots
 
-BATCHES, EVERY = 40, 10
+BATCHES, EVERY = 150, 50  # in range units (the default) the densities take ~100 batches to sharpen
 
 
 def ink(image: Image.Image) -> float:
@@ -79,7 +79,8 @@ def test_density_of_one_step_is_the_mixture_at_the_true_next_point(trained):
     assert density.shape == (len(axis), len(axis))
     x, y = steps[:, :2].astype(int).sum(axis=0)  # absolute position of the second point
     mixture = predict(model, steps).map(lambda t: t[0])
-    offset = torch.tensor(steps[1, :2], dtype=torch.float32) / model.offset_scale
+    assert model.offset_shift.abs().sum() > 0                    # range scaling: shift and scale
+    offset = (torch.tensor(steps[1, :2], dtype=torch.float32) - model.offset_shift) / model.offset_scale
     expected = mixture.log_density(offset).exp().item() / model.offset_scale.prod().item()
     assert density[4 * y, 4 * x] == pytest.approx(expected, rel=1e-4)
 
@@ -94,7 +95,8 @@ def test_density_map_concentrates_on_the_digit(trained):
         assert 0.7 * (len(steps) - 1) < mass < 1.5 * (len(steps) - 1)
         points = dm.test.points(i)
         at_digit = density[4 * points[:, 1], 4 * points[:, 0]].mean()
-        assert at_digit > 8 * density.mean(), (i, at_digit, density.mean())
+        # untrained ~1, ~3 after 40 batches, 8 to 15 after 150; with the shift ignored ~1 or less
+        assert at_digit > 6 * density.mean(), (i, at_digit, density.mean())
 
 
 def test_density_figure_is_drawn(trained, tmp_path):

@@ -176,7 +176,7 @@ def test_a_sweep_shares_a_group_offline_without_credentials(sequences, tmp_path)
     paths = wandb_files(tmp_path / "runs")
     assert len(paths) == 2
     runs = [by_type(read_records(p), "run")[0] for p in paths]
-    sweep_dir = next((tmp_path / "runs" / "multirun").glob("*/*"))
+    sweep_dir = next((tmp_path / "runs" / "multirun").glob("*"))
     group = sweep_dir.relative_to(tmp_path / "runs").as_posix()
     assert [r.run_group for r in runs] == [group, group]
     assert sorted(r.display_name for r in runs) == ["0-regular-sequences-lstm-seed1",

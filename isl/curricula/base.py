@@ -8,6 +8,8 @@ from collections import deque
 
 import lightning as L
 
+from isl.models.module import rmse_per_coordinate
+
 log = logging.getLogger(__name__)
 
 
@@ -26,9 +28,10 @@ class Curriculum(L.Callback):
     """Steps up when the training RMSE over the last ``window_points()`` training points
     (at least ``min_points``) falls below ``threshold`` pixels, then starts a new window.
 
-    The RMSE is that of points sampled from the predicted mixture (the paper's measure), the
-    same ``train/rmse_sampled`` the run logs. Subclasses say how many stages there are and what
-    stage ``k`` means for the DataModule's curriculum state.
+    The RMSE is that of points sampled from the predicted mixture, per coordinate (the paper's
+    measure: squared dx and dy errors over 2 x points), the same ``train/rmse_sampled`` the run
+    logs. Subclasses say how many stages there are and what stage ``k`` means for the
+    DataModule's curriculum state.
     """
 
     def __init__(self, threshold: float = 4.0, min_points: int = 5000):
@@ -60,11 +63,12 @@ class Curriculum(L.Callback):
     @property
     def rmse(self) -> float | None:
         sq, n = self.window_sums
-        return (sq / n) ** 0.5 if n else None
+        return rmse_per_coordinate(sq, n) if n else None
 
     def on_train_start(self, trainer, module) -> None:
         self.apply(trainer.datamodule)
-        self._record(trainer, module)
+        if module.points_processed == 0:  # a resumed run has its stage logged already
+            self._record(trainer, module)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         datamodule = trainer.datamodule

@@ -14,6 +14,7 @@ import numpy as np
 
 ALL_CLASSES = tuple(range(10))
 BATCH_BY = ("sequences", "points")
+_AHEAD_LIMIT = 8  # Lightning fetches one batch ahead; more are not ahead but used elsewhere
 KNOBS = ("max_length", "classes", "num_sequences")
 
 
@@ -89,7 +90,11 @@ class CurriculumBatchSampler:
         check_batching(by, size, bucket)
         self.rank, self.world = rank, world
         self.draws = 0                            # draws of `world` batches so far
-        self.recent: dict[int, list] = {}         # draw -> [(pass, batch), ...], the last few
+        # draw -> (version, [(pass, batch), ...]) for draws handed out and neither trained on
+        # nor given back yet: what Lightning has fetched ahead.
+        self.unused: dict[int, tuple] = {}
+        self.served = (0, 0, -1)                  # (draw, version, pass) of the shard last handed out
+        self.pending: list[tuple] = []            # draws to hand out again after a resume
         self.lengths, self.labels, self.state = lengths, labels, state
         self.by, self.size, self.bucket, self.seed = by, size, bucket, seed
         self.epoch = -1
@@ -158,35 +163,53 @@ class CurriculumBatchSampler:
 
     def next_shard(self) -> np.ndarray:
         """This rank's batch of the next draw of ``world`` batches (``self.draws`` numbers it)."""
-        draw = []
-        for _ in range(self.world):
-            batch = self.next_batch()
-            draw.append((self.epoch, batch))  # with the pass it came from
-        self.draws += 1
-        self.recent[self.draws] = draw
-        self.recent.pop(self.draws - 4, None)
-        return draw[self.rank][1]
+        if self.pending:  # drawn before a checkpoint, not trained on yet: served as they were
+            draw, (version, shards) = self.pending.pop(0)
+        else:
+            shards = []
+            for _ in range(self.world):
+                batch = self.next_batch()
+                shards.append((self.epoch, batch))  # with the pass it came from
+            self.draws += 1
+            draw, version = self.draws, self.state.version
+        self.unused[draw] = (version, shards)
+        if len(self.unused) > _AHEAD_LIMIT:  # served outside Lightning, nobody marks them trained
+            self.unused.pop(next(iter(self.unused)))
+        self.served = (draw, version, shards[self.rank][0])
+        return shards[self.rank][1]
 
     def give_back_draw(self, draw: int) -> None:
         """Return a whole draw that was fetched ahead of a curriculum change; every rank gives
         back the same draw, so the replicas stay identical."""
-        for epoch, batch in reversed(self.recent.pop(draw, [])):
+        for epoch, batch in reversed(self.unused.pop(draw, (None, []))[1]):
             self.give_back(batch, epoch)
+
+    def trained(self, draw: int) -> None:
+        """The batches of ``draw`` went into training: they are no longer ahead."""
+        self.unused.pop(draw, None)
 
     def __iter__(self):
         while True:
             yield self.next_shard()
 
     def state_dict(self) -> dict:
+        """The sampler's state, with the draws Lightning fetched ahead but did not train on: a
+        run resumed from it is served those first, and sees exactly the batches an
+        uninterrupted run would."""
+        ahead = [[d, v, [[e, b.tolist()] for e, b in shards]] for d, (v, shards) in sorted(self.unused.items())]
         return {"epoch": self.epoch, "draws": self.draws, "queue": self.queue.tolist(),
                 "pool": [b.tolist() for b in self.pool],
                 "pool_version": self.pool_version, "pools": self.pools,
                 "selection": None if self.selection is None else [list(self.selection[0]),
-                                                                    self.selection[1]]}
+                                                                    self.selection[1]],
+                "ahead": ahead}
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.pools, self.pool_version = state["epoch"], state["pools"], state["pool_version"]
-        self.draws, self.recent = state["draws"], {}
+        self.draws = state["draws"]
+        self.pending = [(d, (v, [(e, np.asarray(b, dtype=np.int64)) for e, b in shards]))
+                        for d, v, shards in state.get("ahead", [])]
+        self.unused = {}
         self.queue = np.asarray(state["queue"], dtype=np.int64)
         self.pool = [np.asarray(b, dtype=np.int64) for b in state["pool"]]
         sel = state["selection"]

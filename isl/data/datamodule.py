@@ -18,9 +18,10 @@ from isl.data.sources import StrokeSource
 class StrokeBatch:
     """Sequences padded to the longest in the batch (after curriculum truncation).
 
-    ``steps[..., :2]`` are offsets divided by the DataModule's ``offset_scale`` (pixels per
-    unit); ``steps[..., 2:]`` the end-of-stroke and end-of-digit flags. Padding is zero and
-    ``mask`` is False there. ``n_points`` counts the real steps, the paper's unit of progress.
+    ``steps[..., :2]`` are offsets in input units, ``to_units(pixels, offset_shift,
+    offset_scale)`` with the DataModule's numbers (row 0, the start point, converted alike);
+    ``steps[..., 2:]`` the end-of-stroke and end-of-digit flags. Padding is zero and ``mask`` is
+    False there. ``n_points`` counts the real steps, the paper's unit of progress.
     """
 
     steps: torch.Tensor    # (B, T, 4) float32
@@ -44,6 +45,19 @@ class StrokeBatch:
                                 for f in fields(self) if isinstance(getattr(self, f.name), torch.Tensor)})
 
 
+SCALINGS = ("range", "std")
+
+
+def to_units(xy, shift, scale):
+    """Pixels -> input units, per coordinate: (xy - shift) / scale."""
+    return (xy - shift) / scale
+
+
+def to_pixels(xy, shift, scale):
+    """Input units -> pixels, per coordinate: xy * scale + shift (the inverse of ``to_units``)."""
+    return xy * scale + shift
+
+
 class _Indices(Dataset):
     """Hands the batch sampler's indices straight to ``collate``, which gathers in one go."""
 
@@ -60,8 +74,10 @@ class _Indices(Dataset):
 class StrokeDataModule(L.LightningDataModule):
     def __init__(self, source: StrokeSource, num_train: int | None = 10_000, num_test: int | None = 5_000,
                  max_length: int = 100, batching: dict | None = None, test_batch_size: int = 500,
-                 seed: int = 0):
+                 seed: int = 0, scaling: str = "range"):
         super().__init__()
+        if scaling not in SCALINGS:
+            raise ValueError(f"data.scaling must be one of {SCALINGS}, got {scaling!r}")
         for key, value in (("num_train", num_train), ("num_test", num_test)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"data.{key} must be a positive integer or null (all), got {value!r}")
@@ -77,6 +93,7 @@ class StrokeDataModule(L.LightningDataModule):
         check_batching(**self.batching)
         self.test_batch_size = test_batch_size
         self.seed = seed
+        self.scaling = scaling
         self.curriculum = CurriculumState()
         self.train: StrokeSet | None = None
         self.test: StrokeSet | None = None
@@ -93,11 +110,20 @@ class StrokeDataModule(L.LightningDataModule):
             return
         self.train = self.source.load("train", self.num_train)
         self.test = self.source.load("test", self.num_test)
-        # Scale offsets to unit spread; row 0 of each sequence (the start point) is not an offset.
+        # Input units = (pixels - offset_shift) / offset_scale, from the training offsets; row 0
+        # of each sequence (the start point) is not an offset: it is converted alike, not counted.
         is_offset = np.ones(len(self.train.steps), bool)
         is_offset[self.train.starts[:-1]] = False
-        spread = self.train.steps[is_offset, :2].astype(np.float64).std(axis=0)
-        self.offset_scale = torch.tensor(spread, dtype=torch.float32)
+        offsets = self.train.steps[is_offset, :2].astype(np.float64)
+        if self.scaling == "range":
+            # The paper's code (utils.py DataLoader): (x - rangemin) / rangelen, one range for dx
+            # and dy (-22.6 and 55.2 there, from the full MNIST stroke set): offsets in [0, 1].
+            low, high = offsets.min(), offsets.max()
+            shift, scale = np.full(2, low), np.full(2, high - low)
+        else:  # "std": unit spread per coordinate, no shift
+            shift, scale = np.zeros(2), offsets.std(axis=0)
+        self.offset_shift = torch.tensor(shift, dtype=torch.float32)
+        self.offset_scale = torch.tensor(scale, dtype=torch.float32)
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         self.sampler = CurriculumBatchSampler(self.train.lengths, self.train.labels, self.curriculum,
                                               seed=self.seed, rank=rank, world=world, **self.batching)
@@ -112,15 +138,20 @@ class StrokeDataModule(L.LightningDataModule):
         mask = t[None, :] < lengths[:, None]
         rows = np.where(mask, strokes.starts[indices][:, None] + t[None, :], 0)
         steps = torch.from_numpy(strokes.steps[rows].astype(np.float32))
+        steps[..., :2] = to_units(steps[..., :2], self.offset_shift, self.offset_scale)
         steps[~torch.from_numpy(mask)] = 0
-        steps[..., :2] /= self.offset_scale
         return StrokeBatch(steps=steps, mask=torch.from_numpy(mask),
                            lengths=torch.from_numpy(lengths), labels=torch.from_numpy(
                                strokes.labels[indices].astype(np.int64)),
                            indices=torch.from_numpy(indices), n_points=int(lengths.sum()),
-                           version=self.curriculum.version,
-                           epoch=self.sampler.epoch if strokes is self.train else -1,
-                           draw=self.sampler.draws if strokes is self.train else -1)
+                           **self._provenance(strokes))
+
+    def _provenance(self, strokes: StrokeSet) -> dict:
+        """Curriculum version, sampler pass and draw of the batch being collated (-1: test)."""
+        if strokes is not self.train:
+            return {"version": self.curriculum.version, "epoch": -1, "draw": -1}
+        draw, version, epoch = self.sampler.served
+        return {"version": version, "epoch": epoch, "draw": draw}
 
     def _train_collate(self, indices) -> StrokeBatch:
         return self.collate(indices, max_length=self.curriculum.max_length)
@@ -148,6 +179,8 @@ class StrokeDataModule(L.LightningDataModule):
                 and batch.version != self.curriculum.version):
             self.sampler.give_back_draw(batch.draw)
             batch = self._train_collate(self.sampler.next_shard())
+        if isinstance(batch, StrokeBatch) and batch.draw >= 0:
+            self.sampler.trained(batch.draw)  # no longer ahead: a checkpoint now has it trained
         return batch
 
     # --- curriculum: ``dm.curriculum.max_length = 4`` etc.; saved with checkpoints -------------

@@ -10,6 +10,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from isl.data.datamodule import to_pixels, to_units
 from isl.models.backbones import BACKBONES
 from isl.models.mdn import Mixture, MixtureDensityHead, prediction_loss
 
@@ -47,8 +48,10 @@ class SequenceMDN(L.LightningModule):
         self.automatic_optimization = False
         self.backbone = BACKBONES[network](hidden, layers)
         self.head = MixtureDensityHead(hidden, components, classes)
-        # Pixels per input unit of dx, dy: set from the DataModule, saved with the checkpoint.
+        # Input units of dx, dy = (pixels - offset_shift) / offset_scale (pixels per unit): set
+        # from the DataModule, saved with the checkpoint.
         self.register_buffer("offset_scale", torch.ones(2))
+        self.register_buffer("offset_shift", torch.zeros(2))
         self.points_processed = 0
         self._sums = None
         self.last_sums = None
@@ -70,6 +73,14 @@ class SequenceMDN(L.LightningModule):
                                 generator=generator)
         return torch.cat([xy, flags], dim=-1)
 
+    def to_pixels(self, xy: torch.Tensor) -> torch.Tensor:
+        """Offsets (..., 2) in input units -> pixels."""
+        return to_pixels(xy, self.offset_shift, self.offset_scale)
+
+    def to_units(self, xy: torch.Tensor) -> torch.Tensor:
+        """Offsets (..., 2) in pixels -> input units."""
+        return to_units(xy, self.offset_shift, self.offset_scale)
+
     # --- one batch ----------------------------------------------------------------------------
     def _measure(self, batch, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss of a batch and its metric sums (see _SUMS), in pixels where it matters."""
@@ -86,9 +97,9 @@ class SequenceMDN(L.LightningModule):
         if not torch.isfinite(loss):  # before sampling, which cannot draw from a NaN mixture
             raise NonFiniteLossError(f"loss is {loss.item()} {self._where()}")
         with torch.no_grad():
-            true_xy = target[..., :2][mask] * self.offset_scale
-            sampled = prediction.sample(generator)[mask] * self.offset_scale
-            expected = prediction.mean()[mask] * self.offset_scale
+            true_xy = self.to_pixels(target[..., :2][mask])
+            sampled = self.to_pixels(prediction.sample(generator)[mask])
+            expected = self.to_pixels(prediction.mean()[mask])
             n = mask.sum()
             sums = torch.stack([loss.detach() * n, ((sampled - true_xy) ** 2).sum(),
                                 ((expected - true_xy) ** 2).sum(), n.to(loss.dtype),
@@ -118,8 +129,9 @@ class SequenceMDN(L.LightningModule):
             self._log_train()
 
     def last_batch_error(self) -> tuple[float, int]:
-        """(sum of squared sampled-offset errors in pixels, real points) of the last training
-        batch, over all processes, so that every rank's curriculum decides alike."""
+        """(sum of squared sampled-offset errors in pixels over both coordinates, real points) of
+        the last training batch, over all processes, so that every rank's curriculum decides
+        alike; ``rmse_per_coordinate(*last_batch_error())`` is its per-coordinate RMSE."""
         picked = self.last_sums[[_SUMS.index("sq_err_sampled"), _SUMS.index("points")]]
         sq, n = self._sum_over_ranks(picked).tolist()
         return sq, int(n)
@@ -191,6 +203,7 @@ class SequenceMDN(L.LightningModule):
         datamodule = getattr(self._trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "offset_scale"):
             self.offset_scale.copy_(datamodule.offset_scale)
+            self.offset_shift.copy_(datamodule.offset_shift)
         if stage == "fit" and self.hparams.init_from and self.points_processed == 0:
             self.load_pretrained(self.hparams.init_from)  # a resumed run restores its own weights
 
@@ -206,6 +219,7 @@ class SequenceMDN(L.LightningModule):
         weights = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
         if weights is None:
             raise ValueError(f"model.init_from: {path} holds no state_dict")
+        weights = _with_offset_shift(weights)
         ours = self.state_dict()
         wrong = [f"{k} {tuple(v.shape)} vs ours {tuple(ours[k].shape)}" for k, v in weights.items()
                  if k in ours and v.shape != ours[k].shape]
@@ -218,18 +232,39 @@ class SequenceMDN(L.LightningModule):
         self.load_state_dict(weights)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # What an exact resume needs beyond Lightning's own state: the points counter, the
+        # pass the learning rate last decayed in, and the training metrics not yet logged.
         checkpoint["points_processed"] = self.points_processed
+        checkpoint["pass"] = self._pass
+        checkpoint["train_sums"] = self._sums
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "state_dict" in checkpoint:  # saved before offset_shift existed: no shift (std scaling)
+            checkpoint["state_dict"] = _with_offset_shift(checkpoint["state_dict"])
         self.points_processed = checkpoint.get("points_processed", 0)
+        self._pass, self._sums = checkpoint.get("pass"), checkpoint.get("train_sums")
+
+
+def _with_offset_shift(weights: dict) -> dict:
+    """A state_dict with ``offset_shift`` (zeros where it has none: an older checkpoint)."""
+    if "offset_shift" in weights or "offset_scale" not in weights:
+        return weights
+    return {**weights, "offset_shift": torch.zeros_like(weights["offset_scale"])}
+
+
+def rmse_per_coordinate(sq_err: float, points: float) -> float:
+    """RMSE in pixels per coordinate from a sum of squared (dx, dy) errors over ``points``
+    points: sqrt(sq_err / (2 points)), the paper's measure (its code: stats.py RMSEStat, fed by
+    train.py with ``log_sse(sse_stroke, 2 * nrrowsused)``), not the Euclidean distance."""
+    return (sq_err / (2 * max(points, 1.0))) ** 0.5
 
 
 def summarise(sums: dict[str, float], prefix: str) -> dict[str, float]:
-    """Metric sums over points -> the logged means; RMSE in pixels of the Euclidean error."""
+    """Metric sums over points -> the logged means; RMSE in pixels per coordinate."""
     points, sequences = max(sums["points"], 1.0), max(sums["sequences"], 1.0)
     return {f"{prefix}/loss": sums["loss"] / points,
-            f"{prefix}/rmse_sampled": (sums["sq_err_sampled"] / points) ** 0.5,
-            f"{prefix}/rmse_expected": (sums["sq_err_expected"] / points) ** 0.5,
+            f"{prefix}/rmse_sampled": rmse_per_coordinate(sums["sq_err_sampled"], points),
+            f"{prefix}/rmse_expected": rmse_per_coordinate(sums["sq_err_expected"], points),
             f"{prefix}/accuracy": sums["correct"] / sequences}
 
 

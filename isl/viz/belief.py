@@ -14,11 +14,11 @@ from isl.viz.strokes import draw
 
 
 def model_inputs(model, steps_pixels: np.ndarray) -> torch.Tensor:
-    """A (T, 4) pixel sequence as the network reads it: (1, T, 4), dx and dy divided by the
-    model's ``offset_scale`` (as ``StrokeDataModule.collate`` does, start row included)."""
+    """A (T, 4) pixel sequence as the network reads it: (1, T, 4), dx and dy in input units,
+    ``model.to_units`` (as ``StrokeDataModule.collate`` does, start row included)."""
     steps = torch.as_tensor(np.asarray(steps_pixels), dtype=torch.float32, device=model.offset_scale.device)
     steps = steps.clone()
-    steps[:, :2] /= model.offset_scale
+    steps[:, :2] = model.to_units(steps[:, :2])
     return steps.unsqueeze(0)
 
 

@@ -33,7 +33,8 @@ def density_map(model, steps_pixels: np.ndarray, resolution: float = 0.25,
     ``steps_pixels`` is a (T, 4) ``dx dy eos eod`` sequence in pixels (row 0 the absolute
     start). Step t's mixture (over offsets in input units) gives the density of point t + 1 at
     ``points[t] + offset``; it is evaluated at every node of a ``resolution``-pixel grid over
-    ``extent`` and converted to density per square pixel (divided by the offset scales), for
+    ``extent`` (the offset converted with ``model.to_units``) and converted to density per square
+    pixel (divided by the offset scales; the shift does not change densities), for
     t = 0 .. T-2 (the last step predicts nothing). Returns (ny, nx), row = y, column = x, on
     ``grid_axis(resolution, extent)``; its sum times resolution² is the predicted mass of the
     T - 1 next points that falls on the canvas (at most T - 1).
@@ -51,7 +52,7 @@ def density_map(model, steps_pixels: np.ndarray, resolution: float = 0.25,
     for start in range(0, n, chunk):
         t = slice(start, min(start + chunk, n))
         part = mixture.map(lambda p: p[t].unsqueeze(1).float())                # (t, 1, ...)
-        offsets = (grid.unsqueeze(0) - points[t].unsqueeze(1)) / scale        # (t, G, 2), units
+        offsets = model.to_units(grid.unsqueeze(0) - points[t].unsqueeze(1))  # (t, G, 2), units
         total += part.log_density(offsets).exp().sum(0, dtype=torch.float64)
     total /= float(scale[0] * scale[1])  # per square input unit -> per square pixel
     return total.reshape(len(axis), len(axis)).cpu().numpy()

@@ -1,0 +1,108 @@
+"""Checkpoints a run can be killed between: written atomically, every ``every_points`` sequence
+points, with everything an exact resume needs (Lightning saves the model, optimizer, schedule,
+loops, callbacks and DataModule; this adds the global random-number state)."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+LAST = "last.ckpt"
+
+
+def atomic_write(path: Path, data: bytes | memoryview | str) -> None:
+    """Write ``path`` so that it is either complete or absent: a temporary file beside it,
+    flushed to disk, then renamed over it. A failure (disk full, no permission) leaves the old
+    file, raises an OSError naming ``path``, and no temporary file behind."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise OSError(err.errno, f"could not write {path}: {err.strerror or err}"
+                      + (f"; the previous {path.name} is intact" if path.exists() else "")) from err
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's torch.save checkpoints, written atomically (Lightning's own write can leave a
+    truncated file when the process is killed mid-write)."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write(Path(path), buffer.getbuffer())
+
+
+class PointsCheckpoint(L.Callback):
+    """Saves ``<dirpath>/last.ckpt`` every ``every_points`` training points and at the end.
+
+    Metrics buffered by the loggers are flushed first, so the CSV holds every row up to the
+    checkpoint. The global random-number state goes with it: training draws the sampled-RMSE
+    points (which the curricula decide on) from torch's global generator.
+    """
+
+    def __init__(self, dirpath: Path, every_points: int):
+        if isinstance(every_points, bool) or not isinstance(every_points, int) or every_points < 1:
+            raise ValueError(f"checkpoint.every_points must be a positive integer, got {every_points!r}")
+        self.path, self.every_points = Path(dirpath) / LAST, every_points
+        self.next_save = every_points
+        self._rng: dict | None = None
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if module.points_processed >= self.next_save:
+            self.next_save = (module.points_processed // self.every_points + 1) * self.every_points
+            self.save(trainer)
+
+    def on_train_end(self, trainer, module) -> None:
+        self.save(trainer)
+
+    def save(self, trainer) -> None:
+        for logger in trainer.loggers:
+            logger.save()
+        trainer.save_checkpoint(self.path, weights_only=False)  # the full state, to resume
+
+    def on_train_start(self, trainer, module) -> None:
+        if self._rng is not None:  # restored last, after everything that draws while setting up
+            set_rng_state(self._rng)
+            self._rng = None
+
+    def state_dict(self) -> dict:
+        return {"next_save": self.next_save, "rng": rng_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.next_save, self._rng = state["next_save"], state["rng"]
+
+
+def rng_state() -> dict:
+    """The global generators' states as tensors and plain lists (loadable with weights_only)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, mt, py_gauss = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [kind, keys.tolist(), pos, has_gauss, gauss],
+            "python": [version, list(mt), py_gauss]}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    version, mt, py_gauss = state["python"]
+    random.setstate((version, tuple(mt), py_gauss))

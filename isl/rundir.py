@@ -1,0 +1,102 @@
+"""A run's directory and what starting a run there means: a fresh start, a resume from its last
+checkpoint (the same command after a kill or a pre-emption), or nothing to do (it finished).
+
+The directory is named by the command line's overrides (``isl.config.run_name``), so the same
+command finds the same directory. What the run was started with is kept in
+``run-config.yaml``; a directory is never resumed with a config that would change the results.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from isl.checkpoints import LAST, atomic_write
+from isl.loggers import redact
+
+RUN_CONFIG = "run-config.yaml"
+RESULT = "result.json"
+ERROR = "error.txt"
+# Keys that do not change what a run computes: where things are, how it is logged and on what
+# hardware, and how long it goes on (a longer budget extends a finished run).
+NEUTRAL = ("paths", "logger", "trainer", "viz", "checkpoint", "name", "transfer", "budget",
+           "data.mnist_dir", "data.search_dirs", "data.download", "data.source", "data.path")
+def results_config(cfg: DictConfig) -> dict:
+    """The part of the config that decides a run's results (credential-like values redacted:
+    it is written to ``run-config.yaml``)."""
+    config = redact(OmegaConf.to_container(cfg, resolve=True))
+    for key in NEUTRAL:
+        *parents, last = key.split(".")
+        node = config
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return config
+
+
+def _flat(tree, prefix="") -> dict:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out = {}
+    for key, value in tree.items():
+        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+@dataclass
+class Start:
+    checkpoint: Path | None = None   # resume from here
+    step: int | None = None          # the checkpoint's optimizer step (metrics after it are redone)
+    points: int = 0                  # sequence points processed at the checkpoint
+    finished: dict | None = None     # the stored result of a finished run
+
+
+def prepare(cfg: DictConfig, out_dir: Path) -> Start:
+    """Decide how the run in ``out_dir`` starts, after checking that the directory's earlier
+    run (if any) had the same results-deciding config."""
+    out_dir = Path(out_dir)
+    current = results_config(cfg)
+    saved_path = out_dir / RUN_CONFIG
+    if saved_path.is_file():
+        saved = yaml.safe_load(saved_path.read_text()) or {}
+        if changed := _differences(saved, current):
+            raise ValueError(
+                f"{out_dir} holds a run started with another config ({'; '.join(changed[:5])}"
+                f"{'; ...' if len(changed) > 5 else ''}). Resuming it would mix two experiments: "
+                f"give this one its own directory with name=<new name>, or delete {out_dir} to "
+                "start it over.")
+    (out_dir / ERROR).unlink(missing_ok=True)  # a new attempt; the old traceback is in the log
+    result = out_dir / RESULT
+    if result.is_file():
+        stored = json.loads(result.read_text())
+        if stored.get("points", 0) >= cfg.budget.points:
+            return Start(finished=stored)
+    last = out_dir / "checkpoints" / LAST
+    if last.is_file():
+        try:
+            checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+        except Exception as err:  # written atomically, so only a foreign or damaged file
+            raise ValueError(f"cannot resume from {last}: not a readable checkpoint ({err}); "
+                             f"delete it to start the run over") from err
+        return Start(checkpoint=last, step=int(checkpoint["global_step"]),
+                     points=int(checkpoint.get("points_processed", 0)))
+    atomic_write(saved_path, yaml.safe_dump(current, sort_keys=True))
+    return Start()
+
+
+def _differences(saved: dict, current: dict) -> list[str]:
+    a, b = _flat(saved), _flat(current)
+    return [f"{k}: {a.get(k, '(unset)')!r} -> {b.get(k, '(unset)')!r}"
+            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def finish(out_dir: Path, result: dict) -> None:
+    """Mark the run finished: written last and atomically, so a directory with ``result.json``
+    holds a complete run (the report counts only these)."""
+    atomic_write(Path(out_dir) / RESULT, json.dumps(result, indent=1, sort_keys=True) + "\n")

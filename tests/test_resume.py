@@ -1,0 +1,109 @@
+"""Runs and sweeps killed with SIGKILL and started again with the same command end exactly as
+uninterrupted ones: same metrics, to the last digit (CPU, same seed)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import MNIST_DIR, REPO
+
+pytestmark = pytest.mark.slow
+
+# Small and quick, with every piece of state an exact resume needs in play: a curriculum that
+# steps up every 1,500 points (threshold never binding), test evaluations, several checkpoints.
+RUN = ["curriculum=length", "curriculum.threshold=1000", "curriculum.min_points=1500",
+       "data.num_train=2000", "data.num_test=200", "budget.points=24000", "budget.eval_every=8000",
+       "checkpoint.every_points=5000", "trainer.log_every_n_steps=3", "seed=7"]
+TIMING = ("time/", "points_per_sec")  # wall-clock columns differ between any two runs
+
+
+def command(runs_dir: Path, *overrides: str, multirun: bool = False) -> list[str]:
+    return [sys.executable, "run.py", *(["-m"] if multirun else []), f"paths.runs_dir={runs_dir}", *overrides]
+
+
+def env(data_dir: Path) -> dict:
+    # One thread: the same float operations in the same order in every process.
+    return {**os.environ, "ISL_DATA_DIR": str(data_dir), "ISL_MNIST_DIR": str(MNIST_DIR),
+            "OMP_NUM_THREADS": "1"}
+
+
+def run(cmd, data_dir) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=REPO, env=env(data_dir), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def kill_after_checkpoint(cmd, data_dir, checkpoint: Path, extra_wait: float) -> None:
+    """Start ``cmd``, wait until ``checkpoint`` exists, let it train on, then SIGKILL it."""
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env(data_dir), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 400
+    while not checkpoint.is_file():
+        assert proc.poll() is None, "the run ended before its first checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint in time"
+        time.sleep(0.05)
+    time.sleep(extra_wait)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def metrics(job: Path) -> list[dict]:
+    with open(job / "metrics.csv", newline="") as f:
+        return [{k: v for k, v in row.items() if v and not any(t in k for t in TIMING)}
+                for row in csv.DictReader(f)]
+
+
+def result(job: Path) -> dict:
+    return json.loads((job / "result.json").read_text())["metrics"]
+
+
+def test_a_run_killed_mid_training_resumes_to_the_same_metrics(full_data_dir, tmp_path):
+    whole = run(command(tmp_path, "name=whole", *RUN), full_data_dir)
+    assert "trained lstm with the length curriculum" in whole.stdout
+
+    cmd = command(tmp_path, "name=killed", *RUN)
+    job = tmp_path / "killed"
+    kill_after_checkpoint(cmd, full_data_dir, job / "checkpoints" / "last.ckpt", extra_wait=0.3)
+    assert not (job / "result.json").exists()
+    resumed = run(cmd, full_data_dir)
+    assert "Resuming from" in resumed.stdout + resumed.stderr
+
+    assert result(job) == result(tmp_path / "whole")                 # final metrics, exactly
+    assert metrics(job) == metrics(tmp_path / "whole")               # and every logged row
+    again = run(cmd, full_data_dir)                                  # a finished run: nothing to do
+    assert "already finished" in again.stdout
+
+
+SWEEP = ["seed=1,2", "batching=sequences,points", *[o for o in RUN if not o.startswith(
+    ("seed=", "budget.points"))], "budget.points=12000"]
+
+
+def test_a_killed_multirun_skips_finished_jobs_and_resumes_the_rest(full_data_dir, tmp_path):
+    run(command(tmp_path, "name=whole", *SWEEP, multirun=True), full_data_dir)
+    whole = sorted((tmp_path / "multirun" / "whole").glob("[0-9]-*"))
+    assert len(whole) == 4
+
+    cmd = command(tmp_path, "name=killed", *SWEEP, multirun=True)
+    sweep = tmp_path / "multirun" / "killed"
+    second = sweep / whole[1].name
+    kill_after_checkpoint(cmd, full_data_dir, second / "checkpoints" / "last.ckpt", extra_wait=0.3)
+    first = sweep / whole[0].name
+    finished_at = (first / "result.json").stat().st_mtime_ns
+    assert not (second / "result.json").exists()
+    run(cmd, full_data_dir)
+
+    assert (first / "result.json").stat().st_mtime_ns == finished_at  # skipped, not redone
+    for reference in whole:
+        job = sweep / reference.name
+        assert result(job) == result(reference), job.name
+        assert metrics(job) == metrics(reference), job.name
