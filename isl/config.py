@@ -17,7 +17,7 @@ import isl.transfer  # noqa: F401  (registers ${isl.predictor:...} for experimen
 
 # Overrides that say where things are or how they are logged, left out of directory names.
 UNNAMED = ("paths.", "data.path", "data.mnist_dir", "logger", "checkpoint.", "name=", "hydra.")
-_NAME_LIMIT = 120
+_NAME_LIMIT = 100  # "multirun/" + a name stays within W&B's 128-character group names
 
 
 def run_name(name: str | None, overrides) -> str:

@@ -60,7 +60,8 @@ NOT_A_VARIANT = {"seed", "curriculum", "batching", "model", "experiment", "trans
 COLUMNS = ["batching", "model", "variant", "curriculum", "seeds", "seed_list", "evaluations",
            "final_points", "final_rmse_mean", "final_rmse_std", "best_rmse", "best_points",
            "points_to_reach_regular_best", "speedup", "final_reduction_pct",
-           "final_rmse_expected_mean", "final_rmse_expected_std"]
+           "final_rmse_expected_mean", "final_rmse_expected_std", "final_accuracy_mean",
+           "final_accuracy_std"]
 
 
 class ReportError(Exception):
@@ -201,6 +202,7 @@ def summarise(curves: dict[str, Curve]) -> list[dict]:
         reach = float(curve.points[reached[0]]) if reached.size else math.nan
         final, final_std = curve.final()
         expected, expected_std = curve.final("rmse_expected")
+        accuracy, accuracy_std = curve.final("accuracy")
         rows.append({
             "curriculum": name, "seeds": len(curve.seeds),
             "seed_list": " ".join(str(s) for s in curve.seeds), "evaluations": len(mean),
@@ -209,7 +211,8 @@ def summarise(curves: dict[str, Curve]) -> list[dict]:
             "points_to_reach_regular_best": reach,
             "speedup": regular_points / reach if reach > 0 else math.nan,
             "final_reduction_pct": 100 * (1 - final / regular_final) if regular_final > 0 else math.nan,
-            "final_rmse_expected_mean": expected, "final_rmse_expected_std": expected_std})
+            "final_rmse_expected_mean": expected, "final_rmse_expected_std": expected_std,
+            "final_accuracy_mean": accuracy, "final_accuracy_std": accuracy_std})
     return rows
 
 
@@ -229,18 +232,19 @@ def fmt(value: float, kind: str) -> str:
 
 def markdown_table(rows: list[dict], has_regular: bool) -> list[str]:
     out = ["| curriculum | seeds | final test RMSE | best test RMSE (at points) | points to reach "
-           "regular's best | speed-up | reduction vs regular | final RMSE (expected) |",
-           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           "regular's best | speed-up | reduction vs regular | final RMSE (expected) | final accuracy |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         std = "" if math.isnan(r["final_rmse_std"]) else f" ± {r['final_rmse_std']:.3f}"
         std_e = "" if math.isnan(r["final_rmse_expected_std"]) else f" ± {r['final_rmse_expected_std']:.3f}"
+        std_a = "" if math.isnan(r["final_accuracy_std"]) else f" ± {r['final_accuracy_std']:.3f}"
         reach = fmt(r["points_to_reach_regular_best"], "points") if has_regular else "—"
         if has_regular and math.isnan(r["points_to_reach_regular_best"]):
             reach = "not reached"
         out.append(f"| {r['curriculum']} | {r['seeds']} | {r['final_rmse_mean']:.3f}{std} | "
                    f"{r['best_rmse']:.3f} ({fmt(r['best_points'], 'points')}) | {reach} | "
                    f"{fmt(r['speedup'], 'ratio')} | {fmt(r['final_reduction_pct'], 'pct')} | "
-                   f"{r['final_rmse_expected_mean']:.3f}{std_e} |")
+                   f"{r['final_rmse_expected_mean']:.3f}{std_e} | {r['final_accuracy_mean']:.3f}{std_a} |")
     return out
 
 

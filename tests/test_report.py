@@ -131,7 +131,7 @@ def test_markdown_lists_failures_and_embeds_figures(sweep):
     out = report.write_report(sweep)
     md = (out / "summary.md").read_text()
     assert "## lstm, batching=sequences" in md and "## lstm, batching=points" in md
-    assert "| length | 2 | 1.000 ± 0.000 | 1.000 (4,020) | 1,005 | 3.0× | 80.0% | 0.500 ± 0.000 |" in md
+    assert "| length | 2 | 1.000 ± 0.000 | 1.000 (4,020) | 1,005 | 3.0× | 80.0% | 0.500 ± 0.000 | 0.100 ± 0.000 |" in md
     assert "not reached" in md
     failed = md.split("## Failed jobs")[1].split("## Unfinished")[0]
     assert "NonFiniteLossError: loss is nan in training at step 7" in failed
