@@ -19,6 +19,7 @@ import os
 import re
 import sys
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,6 +49,10 @@ def build_loggers(cfg: DictConfig, out_dir: Path, resume_step: int | None = None
     A run resumed from the checkpoint at optimizer step ``resume_step`` keeps the CSV rows up to
     it; the later ones (written before the run was killed) are dropped, to be logged again."""
     csv_logger = CSVLogger(save_dir=out_dir, name="", version="")
+    # Lightning warns that the directory holds files and that an old metrics.csv "will be
+    # deleted": the directory always holds the run's config, and the rows worth keeping are
+    # kept just below, so the warning would only alarm.
+    warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
     metrics = Path(out_dir) / "metrics.csv"
     kept = _rows_until(metrics, resume_step) if resume_step is not None and metrics.is_file() else []
     if kept:

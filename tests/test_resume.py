@@ -42,8 +42,8 @@ def run(cmd, data_dir) -> subprocess.CompletedProcess:
     return result
 
 
-def kill_after_checkpoint(cmd, data_dir, checkpoint: Path, extra_wait: float) -> None:
-    """Start ``cmd``, wait until ``checkpoint`` exists, let it train on, then SIGKILL it."""
+def start_until_checkpoint(cmd, data_dir, checkpoint: Path, extra_wait: float) -> subprocess.Popen:
+    """Start ``cmd``, wait until ``checkpoint`` exists and let it train on a little."""
     proc = subprocess.Popen(cmd, cwd=REPO, env=env(data_dir), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 400
@@ -52,7 +52,13 @@ def kill_after_checkpoint(cmd, data_dir, checkpoint: Path, extra_wait: float) ->
         assert time.monotonic() < deadline, "no checkpoint in time"
         time.sleep(0.05)
     time.sleep(extra_wait)
-    assert proc.poll() is None, "the run finished before it could be killed"
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    return proc
+
+
+def kill_after_checkpoint(cmd, data_dir, checkpoint: Path, extra_wait: float) -> None:
+    """Start ``cmd``, wait until ``checkpoint`` exists, let it train on, then SIGKILL it."""
+    proc = start_until_checkpoint(cmd, data_dir, checkpoint, extra_wait)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
@@ -107,3 +113,41 @@ def test_a_killed_multirun_skips_finished_jobs_and_resumes_the_rest(full_data_di
         job = sweep / reference.name
         assert result(job) == result(reference), job.name
         assert metrics(job) == metrics(reference), job.name
+
+
+def submitit_jobs(folder: Path) -> list[int]:
+    """Pids of the submitit job processes (``python -m submitit.core._submit <folder>/...``)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().decode().split("\0") if proc.name.isdigit() else []
+        except OSError:  # ended meanwhile
+            continue
+        if "submitit.core._submit" in args and any(a.startswith(str(folder)) for a in args):
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_a_preempted_slurm_job_is_requeued_and_resumes_to_the_same_metrics(full_data_dir, tmp_path):
+    """Pre-emption as SLURM and submitit deliver it (SIGUSR2 to the job, then a requeue), through
+    hydra/launcher=local, which runs the same submitit code as hydra/launcher=slurm."""
+    sweep_args = ["hydra/launcher=local", *RUN]
+    run(command(tmp_path, "name=whole", *sweep_args, multirun=True), full_data_dir)
+    [whole] = (tmp_path / "multirun" / "whole").glob("0-*")
+
+    cmd = command(tmp_path, "name=preempted", *sweep_args, multirun=True)
+    sweep = tmp_path / "multirun" / "preempted"
+    job = sweep / whole.name
+    proc = start_until_checkpoint(cmd, full_data_dir, job / "checkpoints" / "last.ckpt", extra_wait=0.3)
+    try:
+        [pid] = submitit_jobs(sweep / ".submitit")
+        os.kill(pid, signal.SIGUSR2)
+        assert proc.wait(timeout=600) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    logs = "".join(p.read_text() for p in (sweep / ".submitit").rglob("*_log.*"))
+    assert "Caught signal SIGUSR2" in logs and "Requeued job" in logs   # pre-empted, requeued...
+    assert "Resuming from" in logs                                      # ...and resumed
+    assert result(job) == result(whole)
+    assert metrics(job) == metrics(whole)
