@@ -6,7 +6,8 @@
 ``train``: the real Lightning Trainer against a bare PyTorch loop. Both train the same
 SequenceMDN (its own Adam and gradient-norm clipping) on the same synthetic batch, in one
 process, alternating; the median of ``--repeats`` timings of each is reported
-(``points_per_sec``, ``bare_points_per_sec``, their ratio).
+(``points_per_sec``, ``bare_points_per_sec``) and the median and range of the ratios of the
+side-by-side pairs (``ratio``, ``ratio_range``).
 
 ``real``: real points/s of the Lightning Trainer on real batches (the first 10,000 training
 sequences, 50 per batch), with and without length bucketing, and the share of padding in each.
@@ -139,11 +140,14 @@ def train_benchmark(args) -> dict:
         ours.append(lightning_seconds(SequenceMDN(network=args.model), batch, args.steps, args.warmup))
         torch.manual_seed(0)
         bare.append(bare_seconds(SequenceMDN(network=args.model), batch, args.steps, args.warmup))
-    pps, bare_pps = points / statistics.median(ours), points / statistics.median(bare)
+    # The ratio of each side-by-side pair, then their median: a shared machine's speed drifts
+    # over seconds, which a ratio of medians taken minutes apart would count as a difference.
+    ratios = sorted(b / o for o, b in zip(ours, bare))
     return {"model": args.model, "batch_seqs": args.batch_seqs, "seq_len": args.seq_len,
             "steps": args.steps, "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-            "threads": torch.get_num_threads(), "points_per_sec": round(pps), "bare_points_per_sec": round(bare_pps),
-            "ratio": round(pps / bare_pps, 3)}
+            "threads": torch.get_num_threads(), "points_per_sec": round(points / statistics.median(ours)),
+            "bare_points_per_sec": round(points / statistics.median(bare)),
+            "ratio": round(statistics.median(ratios), 3), "ratio_range": [round(ratios[0], 3), round(ratios[-1], 3)]}
 
 
 def main(argv: list[str] | None = None) -> None:
