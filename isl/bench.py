@@ -139,7 +139,7 @@ def train_benchmark(args) -> dict:
         # Each goes first every other time, so that neither gains from running after the other.
         for loop in ("lightning", "bare") if repeat % 2 == 0 else ("bare", "lightning"):
             torch.manual_seed(0)
-            model = SequenceMDN(network=args.model)
+            model = SequenceMDN(network=args.model, hidden=args.hidden, components=args.components)
             if loop == "lightning":
                 ours.append(lightning_seconds(model, batch, args.steps, args.warmup))
             else:
@@ -147,10 +147,13 @@ def train_benchmark(args) -> dict:
     # The ratio of each side-by-side pair, then their median: a shared machine's speed drifts
     # over seconds, which a ratio of medians taken minutes apart would count as a difference.
     ratios = sorted(b / o for o, b in zip(ours, bare))
-    return {"model": args.model, "batch_seqs": args.batch_seqs, "seq_len": args.seq_len,
+    return {"model": args.model, "hidden": args.hidden, "components": args.components,
+            "batch_seqs": args.batch_seqs, "seq_len": args.seq_len,
             "steps": args.steps, "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
             "threads": torch.get_num_threads(), "points_per_sec": round(points / statistics.median(ours)),
             "bare_points_per_sec": round(points / statistics.median(bare)),
+            "ms_per_step": round(statistics.median(ours) / args.steps * 1e3, 3),
+            "bare_ms_per_step": round(statistics.median(bare) / args.steps * 1e3, 3),
             "ratio": round(statistics.median(ratios), 3), "ratio_range": [round(ratios[0], 3), round(ratios[-1], 3)]}
 
 
@@ -164,6 +167,9 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--steps", type=int, default=30)
     train.add_argument("--warmup", type=int, default=5)
     train.add_argument("--repeats", type=int, default=3)
+    train.add_argument("--hidden", type=int, default=200, help="units per layer (2: what is left is "
+                       "the per-step cost of the loop, the loss and the optimizer)")
+    train.add_argument("--components", type=int, default=17)
     real = commands.add_parser("real", help="training points/s on real batches, bucketed or not")
     real.add_argument("--model", choices=("lstm", "ffnn"), default="lstm")
     real.add_argument("--steps", type=int, default=40)
