@@ -1,6 +1,6 @@
 """Summarise a Hydra sweep: test-RMSE curves per curriculum and the paper's comparison table.
 
-    python -m isl.report runs/multirun/experiment-exp1 [--out DIR] [--xscale log|linear]
+    python -m isl.report runs/multirun/experiment-exp1 [--out DIR] [--xscale log|linear] [--yscale log|linear]
 
 Writes ``<sweep>/report/`` (or ``--out``): ``rmse_sampled.png`` and ``rmse_expected.png`` (one
 panel per batching x model cell, one line per curriculum), ``summary.md`` (the tables, the
@@ -248,7 +248,7 @@ def markdown_table(rows: list[dict], has_regular: bool) -> list[str]:
     return out
 
 
-def write_report(sweep: Path, out: Path | None = None, xscale: str = "log") -> Path:
+def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", yscale: str = "linear") -> Path:
     """Write the report of ``sweep`` into ``out`` (default ``<sweep>/report``); returns ``out``."""
     from isl.viz.curves import BAND, plot_curves
 
@@ -269,7 +269,7 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log") -> P
     for metric, label in (("rmse_sampled", "sampled"), ("rmse_expected", "expected value")):
         figures[metric] = plot_curves(cells, metric, out / f"{metric}.png", xscale=xscale,
                                       title=f"Test RMSE ({label}) per curriculum",
-                                      cell_title=cell_title)
+                                      cell_title=cell_title, yscale=yscale)
     figures["accuracy"] = plot_curves(cells, "accuracy", out / "accuracy.png", xscale=xscale,
                                       title="Test accuracy (class at the last point)",
                                       cell_title=cell_title, ylabel="test accuracy")
@@ -319,9 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="where to write (default: <sweep>/report)")
     parser.add_argument("--xscale", choices=("log", "linear"), default="log",
                         help="x-axis of the figures (default: log)")
+    parser.add_argument("--yscale", choices=("log", "linear"), default="linear",
+                        help="y-axis of the RMSE figures (default: linear; log shows late "
+                             "differences between curricula that an early spike would flatten)")
     args = parser.parse_args(argv)
     try:
-        out = write_report(args.sweep, args.out, args.xscale)
+        out = write_report(args.sweep, args.out, args.xscale, args.yscale)
     except ReportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

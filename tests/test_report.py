@@ -143,9 +143,10 @@ def test_markdown_lists_failures_and_embeds_figures(sweep):
     assert "min–max" in md
 
 
-def test_figures_are_drawn(sweep):
-    out = report.write_report(sweep, xscale="linear")
-    for name in ("rmse_sampled.png", "rmse_expected.png"):
+@pytest.mark.parametrize("xscale, yscale", [("linear", "linear"), ("log", "log")])
+def test_figures_are_drawn(sweep, xscale, yscale):
+    out = report.write_report(sweep, xscale=xscale, yscale=yscale)
+    for name in ("rmse_sampled.png", "rmse_expected.png", "accuracy.png"):
         assert non_white_fraction(out / name) > 0.01
 
 

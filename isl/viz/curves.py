@@ -7,13 +7,14 @@ from pathlib import Path
 
 import isl.viz  # noqa: F401  (Agg backend)
 import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter
 
 BAND = "min–max"
 COLORS = {"regular": "black", "length": "tab:red", "classes": "tab:blue", "sequences": "tab:green"}
 
 
 def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title: str = "",
-                cell_title=str, ylabel: str = "test RMSE (pixels)") -> Path:
+                cell_title=str, ylabel: str = "test RMSE (pixels)", yscale: str = "linear") -> Path:
     """Plot ``cells`` ({cell: {curriculum: Curve}}, as ``isl.report.aggregate`` returns) to ``path``."""
     n = len(cells)
     cols = 1 if n == 1 else 2 if n <= 4 else math.ceil(math.sqrt(n))
@@ -33,8 +34,12 @@ def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title
         if "regular" in curves and metric != "accuracy":
             ax.axhline(curves["regular"].mean(metric).min(), color="gray", linestyle=":", linewidth=1)
         ax.set_xscale(xscale)
+        ax.set_yscale(yscale)
+        if yscale == "log":  # plain numbers at 1, 2, 3, 5, 10, ...: RMSEs span a decade or two
+            ax.yaxis.set_major_formatter(FuncFormatter(_plain))
+            ax.yaxis.set_minor_formatter(FuncFormatter(_plain))
         ax.set_title(cell_title(cell), fontsize=10)
-        ax.grid(True, which="major", alpha=0.3)
+        ax.grid(True, which="both" if yscale == "log" else "major", alpha=0.3)
         ax.legend(fontsize=8)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
@@ -42,7 +47,7 @@ def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title
         ax.set_xlabel("sequence points processed" + (" (log scale)" if xscale == "log" else ""))
         ax.xaxis.set_tick_params(labelbottom=True)
     for ax in axes[:, 0]:
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel(ylabel + (" (log scale)" if yscale == "log" else ""))
     best = "; dotted: regular's best" if metric != "accuracy" else ""
     fig.suptitle(f"{title}\nline: mean over seeds; band: {BAND} over seeds{best}",
                  fontsize=11 if cols > 1 else 10)
@@ -50,3 +55,10 @@ def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _plain(value: float, _position) -> str:
+    if value <= 0:
+        return ""
+    mantissa = value / 10 ** math.floor(math.log10(value))
+    return f"{value:g}" if round(mantissa, 6) in (1, 2, 3, 5) else ""
