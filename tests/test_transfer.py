@@ -51,6 +51,20 @@ def test_a_checkpoint_of_another_shape_or_none_at_all_is_refused_clearly(real_so
         SequenceMDN(init_from=str(tmp_path / "junk.ckpt")).setup("fit")
 
 
+def test_a_predictor_trained_on_inputs_in_other_units_is_refused(real_source, tmp_path):
+    predictor = SequenceMDN(hidden=16)
+    trainer = L.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+    trainer.fit(predictor, datamodule=StrokeDataModule(real_source, num_train=300, num_test=50,
+                                                       scaling="std"))
+    trainer.save_checkpoint(tmp_path / "std.ckpt")
+    classifier = SequenceMDN(hidden=16, prediction_weight=0.0, class_loss_weight=1.0,
+                             init_from=str(tmp_path / "std.ckpt"))
+    with pytest.raises(ValueError, match=r"std.ckpt was trained on offsets in other input units .*"
+                                         r"data.scaling"):
+        fit(classifier, real_source, steps=1)               # this run's data: range scaling
+
+
 def test_nothing_to_learn_is_refused():
     with pytest.raises(ValueError, match="prediction_weight and model.class_loss_weight"):
         SequenceMDN(prediction_weight=0.0, class_loss_weight=0.0)

@@ -201,15 +201,19 @@ class SequenceMDN(L.LightningModule):
     # --- bookkeeping --------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         datamodule = getattr(self._trainer, "datamodule", None)
-        if datamodule is not None and hasattr(datamodule, "offset_scale"):
+        units_from_data = datamodule is not None and hasattr(datamodule, "offset_scale")
+        if units_from_data:
             self.offset_scale.copy_(datamodule.offset_scale)
             self.offset_shift.copy_(datamodule.offset_shift)
         if stage == "fit" and self.hparams.init_from and self.points_processed == 0:
-            self.load_pretrained(self.hparams.init_from)  # a resumed run restores its own weights
+            # A resumed run restores its own weights instead.
+            self.load_pretrained(self.hparams.init_from, same_units=units_from_data)
 
-    def load_pretrained(self, path: str) -> None:
+    def load_pretrained(self, path: str, same_units: bool = False) -> None:
         """Start from the weights of another run's checkpoint (e.g. a predictor, for transfer to
-        classification). Every weight must match: the networks must have the same shape."""
+        classification). Every weight must match: the networks must have the same shape; with
+        ``same_units``, its input units must be those already set from this run's data (a
+        network fed offsets in other units than it learned on would silently start from noise)."""
         try:
             checkpoint = torch.load(path, map_location=self.device, weights_only=True)
         except FileNotFoundError:
@@ -229,6 +233,13 @@ class SequenceMDN(L.LightningModule):
                              + "; ".join(filter(None, [", ".join(wrong), "missing " + ", ".join(missing)
                                                        if missing else "", "unexpected " + ", ".join(unexpected)
                                                        if unexpected else ""])))
+        units = ("offset_shift", "offset_scale")
+        if same_units and not all(torch.allclose(weights[k], ours[k], rtol=1e-5, atol=1e-6) for k in units):
+            raise ValueError(
+                f"model.init_from: {path} was trained on offsets in other input units (shift, "
+                f"scale in pixels: {_rounded([weights[k] for k in units])}) than this run's data "
+                f"gives ({_rounded([ours[k] for k in units])}): run with the data settings it was "
+                "trained with (data.scaling, data.num_train)")
         self.load_state_dict(weights)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -250,6 +261,10 @@ def _with_offset_shift(weights: dict) -> dict:
     if "offset_shift" in weights or "offset_scale" not in weights:
         return weights
     return {**weights, "offset_shift": torch.zeros_like(weights["offset_scale"])}
+
+
+def _rounded(tensors: list[torch.Tensor]) -> list:
+    return [[round(v, 3) for v in t.tolist()] for t in tensors]
 
 
 def rmse_per_coordinate(sq_err: float, points: float) -> float:
