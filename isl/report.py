@@ -38,6 +38,10 @@ reports unless named ``expected``):
 - *speed-up*: regular's points to its best / this curriculum's points to reach it;
 - *reduction*: ``100 * (1 - final / regular's final)``, the % reduction of the final test
   RMSE versus ``regular`` (the paper: about 20x and 74% for ``length``).
+
+**A transfer sweep** (``experiment=transfer``: classifiers, one line per start) gets the same
+table in test accuracy against ``from scratch``: final and best accuracy, the points at which a
+start first reaches scratch's best accuracy, the speed-up, and the gain in final accuracy.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ import numpy as np
 import yaml
 
 METRICS = ("rmse_sampled", "rmse_expected", "accuracy")
-ORDER = {"curriculum": ["regular", "length", "classes", "sequences"],
+ORDER = {"curriculum": ["scratch", "regular", "length", "classes", "sequences"],  # "from X" as X
          "batching": ["sequences", "points"], "model": ["lstm", "ffnn"]}
 # Overrides that name the grid's axes or say where things go, never a different configuration.
 NOT_A_VARIANT = {"seed", "curriculum", "batching", "model", "experiment", "transfer.source"}
@@ -61,7 +65,9 @@ COLUMNS = ["batching", "model", "variant", "curriculum", "seeds", "seed_list", "
            "final_points", "final_rmse_mean", "final_rmse_std", "best_rmse", "best_points",
            "points_to_reach_regular_best", "speedup", "final_reduction_pct",
            "final_rmse_expected_mean", "final_rmse_expected_std", "final_accuracy_mean",
-           "final_accuracy_std"]
+           "final_accuracy_std", "best_accuracy", "best_accuracy_points",
+           "points_to_reach_scratch_best", "accuracy_gain"]
+SCRATCH = "from scratch"  # the baseline line of a transfer sweep (task=classify)
 
 
 class ReportError(Exception):
@@ -70,7 +76,8 @@ class ReportError(Exception):
 
 def ordered(kind: str, name: str) -> tuple:
     known = ORDER.get(kind, [])
-    return (known.index(name) if name in known else len(known), name)
+    key = name.removeprefix("from ")
+    return (known.index(key) if key in known else len(known), name)
 
 
 @dataclass
@@ -216,6 +223,37 @@ def summarise(curves: dict[str, Curve]) -> list[dict]:
     return rows
 
 
+def is_transfer(curves: dict[str, Curve]) -> bool:
+    """A cell of classifiers (task=classify), one line per start: compared by accuracy."""
+    return all(name.startswith("from ") for name in curves)
+
+
+def summarise_transfer(curves: dict[str, Curve]) -> list[dict]:
+    """The table rows of a transfer cell: test accuracy against training from scratch, the
+    classification counterpart of the prediction table (higher is better here)."""
+    scratch = curves.get(SCRATCH)
+    target = scratch.mean("accuracy").max() if scratch else math.nan
+    scratch_points = (scratch.points[int(np.argmax(scratch.mean("accuracy") >= target))]
+                      if scratch else math.nan)
+    scratch_final = scratch.final("accuracy")[0] if scratch else math.nan
+    rows = []
+    for name, curve in curves.items():
+        mean = curve.mean("accuracy")
+        best = int(np.argmax(mean))
+        reached = np.flatnonzero(mean >= target)
+        reach = float(curve.points[reached[0]]) if reached.size else math.nan
+        final, final_std = curve.final("accuracy")
+        rows.append({
+            "curriculum": name, "seeds": len(curve.seeds),
+            "seed_list": " ".join(str(s) for s in curve.seeds), "evaluations": len(mean),
+            "final_points": float(curve.points[-1]), "final_accuracy_mean": final,
+            "final_accuracy_std": final_std, "best_accuracy": float(mean[best]),
+            "best_accuracy_points": float(curve.points[best]), "points_to_reach_scratch_best": reach,
+            "speedup": scratch_points / reach if reach > 0 else math.nan,
+            "accuracy_gain": final - scratch_final})
+    return rows
+
+
 # --- writing -------------------------------------------------------------------------------------
 
 def cell_title(cell: Cell) -> str:
@@ -248,6 +286,22 @@ def markdown_table(rows: list[dict], has_regular: bool) -> list[str]:
     return out
 
 
+def transfer_table(rows: list[dict], has_scratch: bool) -> list[str]:
+    out = ["| start | seeds | final test accuracy | best test accuracy (at points) | points to reach "
+           "scratch's best | speed-up | gain vs scratch |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        std = "" if math.isnan(r["final_accuracy_std"]) else f" ± {r['final_accuracy_std']:.3f}"
+        reach = fmt(r["points_to_reach_scratch_best"], "points") if has_scratch else "—"
+        if has_scratch and math.isnan(r["points_to_reach_scratch_best"]):
+            reach = "not reached"
+        gain = "—" if math.isnan(r["accuracy_gain"]) else f"{r['accuracy_gain']:+.3f}"
+        out.append(f"| {r['curriculum']} | {r['seeds']} | {r['final_accuracy_mean']:.3f}{std} | "
+                   f"{r['best_accuracy']:.3f} ({fmt(r['best_accuracy_points'], 'points')}) | {reach} | "
+                   f"{fmt(r['speedup'], 'ratio')} | {gain} |")
+    return out
+
+
 def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", yscale: str = "linear") -> Path:
     """Write the report of ``sweep`` into ``out`` (default ``<sweep>/report``); returns ``out``."""
     from isl.viz.curves import BAND, plot_curves
@@ -275,28 +329,42 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", ysca
                                       cell_title=cell_title, ylabel="test accuracy")
 
     table = []
+    transfer = any(is_transfer(curves) for curves in cells.values())
     md = [f"# Sweep report: `{sweep}`", "",
           f"{len(jobs)} jobs: {sum(j.finished and j.error is None for j in jobs)} summarised, "
           f"{sum(j.error is not None for j in jobs)} failed, "
-          f"{sum(not j.finished and j.error is None for j in jobs)} unfinished. RMSE in pixels of "
-          "the next pen offset (per coordinate, as the paper's code); *final*: mean ± sample std over seeds of each seed's last evaluation; "
-          "*best*, *points to reach* and *speed-up* use the seed-mean curve (seeds aligned by "
-          "evaluation index); *speed-up* = regular's points to its best / the curriculum's points "
-          "to reach it; *reduction* = 100 × (1 − final / regular's final), positive where the "
-          "final sampled RMSE is lower than regular's.", ""]
+          f"{sum(not j.finished and j.error is None for j in jobs)} unfinished. "
+          + ("Classifiers (task=classify), one line per start: test accuracy at the last point "
+             "of each test sequence; *final*: mean ± sample std over seeds of each seed's last "
+             "evaluation; *best*, *points to reach* and *speed-up* use the seed-mean curve "
+             "(seeds aligned by evaluation index); *speed-up* = scratch's points to its best / "
+             "the start's points to reach it; *gain* = final accuracy − scratch's final."
+             if transfer else
+             "RMSE in pixels of the next pen offset (per coordinate, as the paper's code); "
+             "*final*: mean ± sample std over seeds of each seed's last evaluation; *best*, "
+             "*points to reach* and *speed-up* use the seed-mean curve (seeds aligned by "
+             "evaluation index); *speed-up* = regular's points to its best / the curriculum's "
+             "points to reach it; *reduction* = 100 × (1 − final / regular's final), positive "
+             "where the final sampled RMSE is lower than regular's."), ""]
     for cell, curves in cells.items():
-        rows = summarise(curves)
+        if is_transfer(curves):
+            rows = summarise_transfer(curves)
+            md += [f"## {cell_title(cell)}", "", *transfer_table(rows, SCRATCH in curves), ""]
+        else:
+            rows = summarise(curves)
+            md += [f"## {cell_title(cell)}", "", *markdown_table(rows, "regular" in curves), ""]
         table += [{"batching": cell[0], "model": cell[1], "variant": cell[2], **r} for r in rows]
-        md += [f"## {cell_title(cell)}", "", *markdown_table(rows, "regular" in curves), ""]
-        if "regular" not in curves:
-            md += ["No `regular` runs in this cell: nothing to compare against.", ""]
+        baseline = SCRATCH if is_transfer(curves) else "regular"
+        if baseline not in curves:
+            md += [f"No `{baseline}` runs in this cell: nothing to compare against.", ""]
+    rmse_figures = ["![Test RMSE, sampled](rmse_sampled.png)", "",
+                    "![Test RMSE, expected value](rmse_expected.png)", ""]
+    accuracy_figure = ["![Test accuracy](accuracy.png)", ""]
     md += ["## Figures", "",
            f"Line: mean over seeds; band: {BAND} over seeds. "
            + ("The evaluation before training (0 points) is off the log axis. " if xscale == "log" else "")
            + "Dotted: regular's best (seed mean).", "",
-           "![Test RMSE, sampled](rmse_sampled.png)", "",
-           "![Test RMSE, expected value](rmse_expected.png)", "",
-           "![Test accuracy](accuracy.png)", ""]
+           *(accuracy_figure + rmse_figures if transfer else rmse_figures + accuracy_figure)]
     failed = [j for j in jobs if j.error is not None]
     unfinished = [j for j in jobs if not j.finished and j.error is None]
     md += ["## Failed jobs", "", *([f"- `{j.name}`: {j.error}" for j in failed] or ["None."]), "",
@@ -329,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"report: {out / 'summary.md'}\ntable: {out / 'summary.csv'}\n"
-          f"figures: {out / 'rmse_sampled.png'}, {out / 'rmse_expected.png'}")
+          f"figures: {out / 'rmse_sampled.png'}, {out / 'rmse_expected.png'}, {out / 'accuracy.png'}")
     return 0
 
 

@@ -24,8 +24,9 @@ COLUMNS = ["curriculum/stage", "lr", "points", "step", "test/accuracy", "test/lo
 
 def write_job(sweep: Path, num: int, curriculum: str, batching: str, model: str, seed: int,
               points=None, rmse=None, error: str | None = None, extra: tuple = (),
-              finished: bool = True) -> Path:
-    """A job directory as Hydra and the CSV logger write it; expected RMSE is half the sampled."""
+              finished: bool = True, source: str | None = None, accuracy=None) -> Path:
+    """A job directory as Hydra and the CSV logger write it; expected RMSE is half the sampled.
+    With ``source``, a classifier of a transfer sweep started from that predictor."""
     overrides = [f"curriculum={curriculum}", f"batching={batching}", f"model={model}",
                  f"seed={seed}", "experiment=grid", *extra]
     # paths.runs_dir with slashes nests the job directory, as a real sweep does
@@ -34,6 +35,8 @@ def write_job(sweep: Path, num: int, curriculum: str, batching: str, model: str,
     config = {"batching": {"by": batching}, "model": {"network": model},
               "curriculum": {"_target_": f"isl.curricula.{curriculum}.{curriculum.title()}"},
               "seed": seed, "budget": {"points": 4000, "eval_every": 1000}}
+    if source:
+        config.update(task="classify", transfer={"source": source})
     (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     hydra = {"hydra": {"job": {"num": num},
                        "runtime": {"choices": {"curriculum": curriculum, "batching": batching,
@@ -46,12 +49,12 @@ def write_job(sweep: Path, num: int, curriculum: str, batching: str, model: str,
             writer = csv.DictWriter(f, fieldnames=COLUMNS)
             writer.writeheader()
             writer.writerow({"curriculum/stage": 0.0, "points": 0.0, "step": 0})
-            for step, (p, r) in enumerate(zip(points, rmse)):
+            for step, (p, r, a) in enumerate(zip(points, rmse, accuracy or [0.1] * len(points))):
                 if p > 0:  # a sparse training row before each evaluation
                     writer.writerow({"lr": 0.0025, "points": p - 10, "step": step,
                                      "train/loss": 1.0, "train/rmse_sampled": r + 0.5,
                                      "train/rmse_expected": r / 2, "train/accuracy": 0.1})
-                writer.writerow({"points": float(p), "step": step, "test/loss": 1.0, "test/accuracy": 0.1,
+                writer.writerow({"points": float(p), "step": step, "test/loss": 1.0, "test/accuracy": a,
                                  "test/rmse_sampled": r, "test/rmse_expected": r / 2,
                                  "time/eval_sec": 0.1, "time/wall_sec": step})
     if error:
@@ -141,6 +144,33 @@ def test_markdown_lists_failures_and_embeds_figures(sweep):
     assert unfinished.count("\n- ") == 2 and "resumes them" in unfinished  # the silent and the killed
     assert "](rmse_sampled.png)" in md and "](rmse_expected.png)" in md
     assert "min–max" in md
+
+
+def test_a_transfer_sweep_is_summarised_by_accuracy_against_scratch(tmp_path):
+    sweep = tmp_path / "transfer"
+    rmse = [40, 40, 40, 40, 40]  # a classifier's prediction head is not trained: RMSE says nothing
+    starts = {"scratch": [[0.1, 0.2, 0.3, 0.4, 0.5], [0.1, 0.2, 0.3, 0.4, 0.3]],   # best 0.4 at 3000
+              "length": [[0.1, 0.5, 0.7, 0.8, 0.9], [0.1, 0.3, 0.7, 0.8, 0.9]],    # 0.4 at 1000
+              "regular": [[0.1, 0.2, 0.2, 0.3, 0.35], [0.1, 0.2, 0.2, 0.3, 0.35]]}  # never
+    num = iter(range(100))
+    for source, seeds in starts.items():
+        for seed, accuracy in enumerate(seeds, start=1):
+            write_job(sweep, next(num), "regular", "sequences", "lstm", seed, P1, rmse,
+                      source=source, accuracy=accuracy, extra=(f"transfer.source={source}",))
+    out = report.write_report(sweep)
+    with (out / "summary.csv").open() as f:
+        rows = {r["curriculum"]: r for r in csv.DictReader(f)}
+    assert list(rows) == ["from scratch", "from regular", "from length"]  # scratch first
+    assert float(rows["from scratch"]["best_accuracy"]) == pytest.approx(0.4)
+    assert float(rows["from length"]["final_accuracy_mean"]) == pytest.approx(0.9)
+    assert float(rows["from length"]["points_to_reach_scratch_best"]) == 1000
+    assert float(rows["from length"]["speedup"]) == pytest.approx(3.0)
+    assert float(rows["from length"]["accuracy_gain"]) == pytest.approx(0.9 - 0.4)
+    assert rows["from regular"]["points_to_reach_scratch_best"] == ""
+    md = (out / "summary.md").read_text()
+    assert "| start | seeds | final test accuracy |" in md and "final test RMSE" not in md
+    assert "| from regular | 2 | 0.350 ± 0.000 | 0.350 (4,000) | not reached | — | -0.050 |" in md
+    assert md.index("accuracy.png") < md.index("rmse_sampled.png")
 
 
 @pytest.mark.parametrize("xscale, yscale", [("linear", "linear"), ("log", "log")])

@@ -10,7 +10,8 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter
 
 BAND = "min–max"
-COLORS = {"regular": "black", "length": "tab:red", "classes": "tab:blue", "sequences": "tab:green"}
+COLORS = {"regular": "black", "length": "tab:red", "classes": "tab:blue", "sequences": "tab:green",
+          "scratch": "tab:gray"}  # a transfer sweep's "from <curriculum>" lines take its colour
 
 
 def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title: str = "",
@@ -25,7 +26,7 @@ def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title
         for name, curve in curves.items():
             keep = curve.points > 0 if xscale == "log" else slice(None)
             x, values = curve.points[keep], curve.values[metric][:, keep]
-            color = COLORS.get(name)
+            color = COLORS.get(name.removeprefix("from "))
             line, = ax.plot(x, values.mean(axis=0), "-", marker="." if len(x) < 30 else None,
                             color=color, label=f"{name} (n={len(curve.seeds)})")
             if len(curve.seeds) > 1:
