@@ -268,21 +268,27 @@ def fmt(value: float, kind: str) -> str:
             "pct": f"{value:.1f}%"}[kind]
 
 
+def mean_std(mean: float, std: float) -> str:
+    return f"{mean:.3f}" + ("" if math.isnan(std) else f" ± {std:.3f}")
+
+
+def reach(points: float, has_baseline: bool) -> str:
+    if not has_baseline:
+        return "—"
+    return "not reached" if math.isnan(points) else fmt(points, "points")
+
+
 def markdown_table(rows: list[dict], has_regular: bool) -> list[str]:
     out = ["| curriculum | seeds | final test RMSE | best test RMSE (at points) | points to reach "
            "regular's best | speed-up | reduction vs regular | final RMSE (expected) | final accuracy |",
            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
-        std = "" if math.isnan(r["final_rmse_std"]) else f" ± {r['final_rmse_std']:.3f}"
-        std_e = "" if math.isnan(r["final_rmse_expected_std"]) else f" ± {r['final_rmse_expected_std']:.3f}"
-        std_a = "" if math.isnan(r["final_accuracy_std"]) else f" ± {r['final_accuracy_std']:.3f}"
-        reach = fmt(r["points_to_reach_regular_best"], "points") if has_regular else "—"
-        if has_regular and math.isnan(r["points_to_reach_regular_best"]):
-            reach = "not reached"
-        out.append(f"| {r['curriculum']} | {r['seeds']} | {r['final_rmse_mean']:.3f}{std} | "
-                   f"{r['best_rmse']:.3f} ({fmt(r['best_points'], 'points')}) | {reach} | "
+        out.append(f"| {r['curriculum']} | {r['seeds']} | {mean_std(r['final_rmse_mean'], r['final_rmse_std'])} | "
+                   f"{r['best_rmse']:.3f} ({fmt(r['best_points'], 'points')}) | "
+                   f"{reach(r['points_to_reach_regular_best'], has_regular)} | "
                    f"{fmt(r['speedup'], 'ratio')} | {fmt(r['final_reduction_pct'], 'pct')} | "
-                   f"{r['final_rmse_expected_mean']:.3f}{std_e} | {r['final_accuracy_mean']:.3f}{std_a} |")
+                   f"{mean_std(r['final_rmse_expected_mean'], r['final_rmse_expected_std'])} | "
+                   f"{mean_std(r['final_accuracy_mean'], r['final_accuracy_std'])} |")
     return out
 
 
@@ -291,13 +297,11 @@ def transfer_table(rows: list[dict], has_scratch: bool) -> list[str]:
            "scratch's best | speed-up | gain vs scratch |",
            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
-        std = "" if math.isnan(r["final_accuracy_std"]) else f" ± {r['final_accuracy_std']:.3f}"
-        reach = fmt(r["points_to_reach_scratch_best"], "points") if has_scratch else "—"
-        if has_scratch and math.isnan(r["points_to_reach_scratch_best"]):
-            reach = "not reached"
         gain = "—" if math.isnan(r["accuracy_gain"]) else f"{r['accuracy_gain']:+.3f}"
-        out.append(f"| {r['curriculum']} | {r['seeds']} | {r['final_accuracy_mean']:.3f}{std} | "
-                   f"{r['best_accuracy']:.3f} ({fmt(r['best_accuracy_points'], 'points')}) | {reach} | "
+        out.append(f"| {r['curriculum']} | {r['seeds']} | "
+                   f"{mean_std(r['final_accuracy_mean'], r['final_accuracy_std'])} | "
+                   f"{r['best_accuracy']:.3f} ({fmt(r['best_accuracy_points'], 'points')}) | "
+                   f"{reach(r['points_to_reach_scratch_best'], has_scratch)} | "
                    f"{fmt(r['speedup'], 'ratio')} | {gain} |")
     return out
 
