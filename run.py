@@ -15,8 +15,10 @@ os.environ.setdefault("ISL_ROOT", str(Path(__file__).resolve().parent))
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    from isl.console import route_lightning_logs
     from isl.train import run  # after Hydra parsed the command line: `--help` stays instant
 
+    route_lightning_logs()
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         if summary := run(cfg, out_dir):

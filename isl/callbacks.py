@@ -6,6 +6,8 @@ import time
 
 import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.callbacks.progress.rich_progress import CustomBarColumn, CustomTimeColumn
+from rich.progress import TextColumn
 
 from isl.curricula import Curriculum
 
@@ -57,12 +59,48 @@ class PointsSchedule(L.Callback):
 
 
 class PointsProgressBar(RichProgressBar):
-    """Rich progress bar showing sequence points processed and the curriculum's stage."""
+    """Rich progress bar in sequence points toward the budget, with points/s, the time left and
+    the curriculum's stage. (Lightning's own counts batches of an endless loader, as
+    ``Epoch 0/-2 26/--``, which says nothing about how far a run is.)"""
+
+    def __init__(self, budget: int, **kwargs):
+        super().__init__(**kwargs)
+        self.budget = budget
+
+    @property
+    def total_train_batches(self) -> int:  # the bar's total, whatever its unit
+        return self.budget
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        return "points"
+
+    def configure_columns(self, trainer) -> list:
+        theme = self.theme
+        return [TextColumn("[progress.description]{task.description}"),
+                CustomBarColumn(bar_width=12, complete_style=theme.progress_bar,
+                                finished_style=theme.progress_bar_finished, pulse_style=theme.progress_bar_pulse),
+                TextColumn("{task.completed:,.0f}/{task.total:,.0f}", style=theme.batch_progress),
+                CustomTimeColumn(style=theme.time),  # elapsed • left
+                TextColumn("{task.fields[speed]}", style=theme.processing_speed)]
+
+    def _add_task(self, total_batches, description: str, visible: bool = True):
+        return self.progress.add_task(description, total=total_batches, visible=visible, speed="")
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if self.is_disabled:
+            return
+        if self.train_progress_bar_id is None:  # resumed mid-run
+            self._initialize_train_progress_bar_id()
+        task = next(t for t in self.progress.tasks if t.id == self.train_progress_bar_id)
+        speed = f"{task.speed:,.0f} points/s" if task.speed else ""
+        self.progress.update(self.train_progress_bar_id, completed=min(module.points_processed, self.budget),
+                             speed=speed)
+        self._update_metrics(trainer, module)
+        self.refresh()
 
     def get_metrics(self, trainer, module) -> dict:
         metrics = super().get_metrics(trainer, module)
         metrics.pop("v_num", None)
-        metrics["points"] = f"{module.points_processed:,}"
         for callback in trainer.callbacks:
             if isinstance(callback, Curriculum):
                 metrics["curriculum"] = callback.describe(trainer.datamodule)

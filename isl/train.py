@@ -69,7 +69,7 @@ def train(cfg: DictConfig, out_dir: Path) -> str:
         log.info("Resuming from %s at %s sequence points", start.checkpoint, f"{start.points:,}")
     loggers = build_loggers(cfg, out_dir, resume_step=start.step)
     # Order matters: a checkpoint is taken after the curriculum and the evaluation of its step.
-    callbacks = [curriculum, schedule, checkpoints, PointsProgressBar()]
+    callbacks = [curriculum, schedule, checkpoints, PointsProgressBar(cfg.budget.points)]
     if cfg.viz.density_every:
         callbacks.append(DensitySnapshots(cfg.viz.density_every, digits=cfg.viz.density_digits))
     with device_slot() as gpu:  # in a sweep over GPUs (hydra/launcher=gpus): this job's own one
