@@ -1,31 +1,14 @@
 """Summarise a Hydra sweep: test-RMSE curves per curriculum and the paper's comparison table.
 
     python -m isl.report runs/multirun/experiment-exp1 [--out DIR] [--xscale log|linear] [--yscale log|linear]
+                         [--at 2.5e5,1e6,5e6]
 
 Writes ``<sweep>/report/`` (or ``--out``): ``rmse_sampled.png`` and ``rmse_expected.png`` (one
 panel per batching x model cell, one line per curriculum), ``summary.md`` (the tables, the
 figures, failed and unfinished jobs) and ``summary.csv`` (the table, one row per
 cell and curriculum).
 
-**Jobs** are the directories below the sweep that hold a ``.hydra/`` folder or an
-``error.txt``, however deep (an override such as ``paths.runs_dir=/tmp/x`` puts slashes in job
-names). Curriculum, batching and model come from Hydra's group choices in ``.hydra/hydra.yaml``
-(else from ``.hydra/config.yaml``), the seed from ``config.yaml``. Any other command-line
-override whose value differs between jobs (``curriculum.threshold=3,4``) splits cells, so
-different configurations are never averaged together as if they were seeds. A job with an
-``error.txt`` is *failed*: it is listed with the last line of its traceback and left out of
-the table and figures, even where it wrote some metrics (its last value would not be final).
-A job is *finished* once it wrote ``result.json`` (last, atomically); one with neither is
-*unfinished* (killed, pre-empted or still running: the sweep's command, run again, resumes it)
-and is likewise only listed.
-
-**Aggregation over seeds: by evaluation index.** The test set is evaluated at the start, at
-the first batch boundary after every ``budget.eval_every`` points and at the end, so the k-th
-evaluation of every seed falls within one batch of the same point count (one batch is 0.2% of
-the default ``eval_every``). The seeds' k-th values are therefore averaged, and plotted at the
-mean of their point counts; seeds with fewer evaluations (an early stop) cut the curve at the
-shortest. This keeps every plotted value a real measurement, with no interpolation across the
-log-spaced gaps between evaluations.
+Jobs, their curves and how seeds are aligned: see ``isl.sweeps``.
 
 **The table**, per cell and curriculum (RMSE in pixels, the ``test/rmse_sampled`` the paper
 reports unless named ``expected``):
@@ -39,6 +22,11 @@ reports unless named ``expected``):
 - *reduction*: ``100 * (1 - final / regular's final)``, the % reduction of the final test
   RMSE versus ``regular`` (the paper: about 20x and 74% for ``length``).
 
+**Along the way**, per cell: the seed-mean test RMSE (sampled, and expected value) of each
+curriculum at 1, 2.5 and 5 times the powers of ten points (or ``--at``), and how many times
+those points ``regular`` needs to get as low (its first evaluation at least as good, divided
+by the points; "> N×" where it never does): the speed-up read all along the curves.
+
 **A transfer sweep** (``experiment=transfer``: classifiers, one line per start) gets the same
 table in test accuracy against ``from scratch``: final and best accuracy, the points at which a
 start first reaches scratch's best accuracy, the speed-up, and the gain in final accuracy.
@@ -50,17 +38,12 @@ import argparse
 import csv
 import math
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-METRICS = ("rmse_sampled", "rmse_expected", "accuracy")
-ORDER = {"curriculum": ["scratch", "regular", "length", "classes", "sequences"],  # "from X" as X
-         "batching": ["sequences", "points"], "model": ["lstm", "ffnn"]}
-# Overrides that name the grid's axes or say where things go, never a different configuration.
-NOT_A_VARIANT = {"seed", "curriculum", "batching", "model", "experiment", "transfer.source"}
+from isl.sweeps import Cell, Curve, aggregate, find_jobs, load_job, mark_variants
+
 COLUMNS = ["batching", "model", "variant", "curriculum", "seeds", "seed_list", "evaluations",
            "final_points", "final_rmse_mean", "final_rmse_std", "best_rmse", "best_points",
            "points_to_reach_regular_best", "speedup", "final_reduction_pct",
@@ -68,131 +51,11 @@ COLUMNS = ["batching", "model", "variant", "curriculum", "seeds", "seed_list", "
            "final_accuracy_std", "best_accuracy", "best_accuracy_points",
            "points_to_reach_scratch_best", "accuracy_gain"]
 SCRATCH = "from scratch"  # the baseline line of a transfer sweep (task=classify)
+ALONG = {"rmse_sampled": "RMSE (sampled)", "rmse_expected": "RMSE (expected value)", "accuracy": "accuracy"}
 
 
 class ReportError(Exception):
     """The sweep cannot be summarised (no usable job): the message names the directory."""
-
-
-def ordered(kind: str, name: str) -> tuple:
-    known = ORDER.get(kind, [])
-    key = name.removeprefix("from ")
-    return (known.index(key) if key in known else len(known), name)
-
-
-@dataclass
-class Job:
-    name: str                       # the job directory relative to the sweep
-    num: int                        # Hydra's job number (sort order)
-    batching: str = "?"
-    model: str = "?"
-    curriculum: str = "?"
-    seed: int | None = None
-    overrides: dict[str, str] = field(default_factory=dict)
-    error: str | None = None        # last line of error.txt
-    finished: bool = False          # result.json written
-    evals: dict[str, np.ndarray] | None = None  # "points" and METRICS, one value per test evaluation
-    variant: str = ""
-
-
-def find_jobs(sweep: Path, skip: Path | None = None) -> list[Path]:
-    marks = [*sweep.rglob(".hydra"), *sweep.rglob("error.txt")]
-    dirs = {m.parent for m in marks if skip is None or skip not in m.parents}
-    return sorted(dirs)
-
-
-def read_evals(path: Path) -> dict[str, np.ndarray] | None:
-    """The test evaluations of a Lightning ``metrics.csv`` (the rows with ``test/*`` filled)."""
-    if not path.is_file():
-        return None
-    by_points: dict[float, dict[str, float]] = {}
-    with path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            if row.get("test/rmse_sampled") and row.get("points"):
-                # A repeated evaluation at the same point count replaces the earlier one.
-                by_points[float(row["points"])] = {m: float(row.get(f"test/{m}") or "nan") for m in METRICS}
-    if not by_points:
-        return None
-    points = sorted(by_points)
-    return {"points": np.array(points), **{m: np.array([by_points[p][m] for p in points]) for m in METRICS}}
-
-
-def load_yaml(path: Path) -> dict:
-    try:
-        return yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return {}
-
-
-def load_job(sweep: Path, directory: Path) -> Job:
-    name = directory.relative_to(sweep).as_posix() if directory != sweep else directory.name
-    config = load_yaml(directory / ".hydra" / "config.yaml")
-    hydra = load_yaml(directory / ".hydra" / "hydra.yaml").get("hydra", {})
-    choices = hydra.get("runtime", {}).get("choices", {})
-    head = name.split("/")[0].split("-")[0]
-    job = Job(name=name, num=int(hydra.get("job", {}).get("num", head if head.isdigit() else 10**9)))
-    target = str((config.get("curriculum") or {}).get("_target_", "?"))
-    job.curriculum = str(choices.get("curriculum") or target.rsplit(".", 1)[-1].lower())
-    if config.get("task") == "classify":  # a transfer sweep: lines by the predictor started from
-        job.curriculum = f"from {(config.get('transfer') or {}).get('source') or 'scratch'}"
-    job.batching = str(choices.get("batching") or (config.get("batching") or {}).get("by", "?"))
-    job.model = str(choices.get("model") or (config.get("model") or {}).get("network", "?"))
-    job.seed = config.get("seed")
-    for override in hydra.get("overrides", {}).get("task", []):
-        key, _, value = str(override).lstrip("+~").partition("=")
-        job.overrides[key] = value
-    if (directory / "error.txt").is_file():
-        lines = [ln.strip() for ln in (directory / "error.txt").read_text(errors="replace").splitlines()]
-        job.error = next((ln for ln in reversed(lines) if ln), "(empty error.txt)")
-    job.evals = read_evals(directory / "metrics.csv")
-    job.finished = (directory / "result.json").is_file()
-    return job
-
-
-def mark_variants(jobs: list[Job]) -> None:
-    """Name, per job, the overrides (other than the grid's axes) whose values differ between jobs."""
-    keys = {k for job in jobs for k in job.overrides
-            if k not in NOT_A_VARIANT and not k.startswith(("paths.", "hydra."))}
-    varying = sorted(k for k in keys if len({job.overrides.get(k) for job in jobs}) > 1)
-    for job in jobs:
-        job.variant = ",".join(f"{k}={job.overrides.get(k, '')}" for k in varying)
-
-
-@dataclass
-class Curve:
-    """One curriculum in one cell: the seeds' test evaluations aligned by evaluation index."""
-    curriculum: str
-    seeds: list
-    points: np.ndarray                  # mean over seeds of the k-th evaluation's point count
-    values: dict[str, np.ndarray]       # metric -> (seeds, evaluations)
-
-    def mean(self, metric: str = "rmse_sampled") -> np.ndarray:
-        return self.values[metric].mean(axis=0)
-
-    def final(self, metric: str = "rmse_sampled") -> tuple[float, float]:
-        last = self.values[metric][:, -1]
-        return float(last.mean()), float(last.std(ddof=1)) if len(last) > 1 else math.nan
-
-
-Cell = tuple[str, str, str]  # (batching, model, variant)
-
-
-def aggregate(jobs: list[Job]) -> dict[Cell, dict[str, Curve]]:
-    groups: dict[Cell, dict[str, list[Job]]] = {}
-    for job in jobs:
-        if job.finished and job.error is None and job.evals is not None:
-            cell = groups.setdefault((job.batching, job.model, job.variant), {})
-            cell.setdefault(job.curriculum, []).append(job)
-    cells = {}
-    for cell in sorted(groups, key=lambda c: (ordered("batching", c[0]), ordered("model", c[1]), c[2])):
-        cells[cell] = {}
-        for curriculum in sorted(groups[cell], key=lambda c: ordered("curriculum", c)):
-            members = sorted(groups[cell][curriculum], key=lambda j: (j.seed is None, j.seed or 0, j.num))
-            n = min(len(j.evals["points"]) for j in members)
-            stack = {k: np.stack([j.evals[k][:n] for j in members]) for k in ("points", *METRICS)}
-            cells[cell][curriculum] = Curve(curriculum, [j.seed for j in members],
-                                            stack.pop("points").mean(axis=0), stack)
-    return cells
 
 
 def summarise(curves: dict[str, Curve]) -> list[dict]:
@@ -306,8 +169,51 @@ def transfer_table(rows: list[dict], has_scratch: bool) -> list[str]:
     return out
 
 
-def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", yscale: str = "linear") -> Path:
-    """Write the report of ``sweep`` into ``out`` (default ``<sweep>/report``); returns ``out``."""
+def default_marks(last_points: float) -> list[float]:
+    """1, 2.5 and 5 times the powers of ten from 10^4 up to the sweep's end."""
+    return [m * 10.0 ** k for k in range(4, 10) for m in (1, 2.5, 5) if m * 10.0 ** k <= last_points * 1.05]
+
+
+def along_the_way(curves: dict[str, Curve], metric: str, baseline: str, marks: list[float]) -> list[str]:
+    """The seed-mean ``metric`` of each line at the evaluations nearest ``marks`` points (within
+    10%; marks without one are left out), and how many times those points the baseline needs to
+    do as well: where the gap between two curves is read changes the factor, so the table shows
+    it all along, not only at the baseline's best."""
+    as_good = np.greater_equal if metric == "accuracy" else np.less_equal
+
+    def nearest(curve: Curve, mark: float) -> int | None:
+        i = int(np.argmin(abs(curve.points - mark)))
+        return i if abs(curve.points[i] - mark) <= 0.1 * mark else None
+
+    marks = [m for m in marks if any(nearest(c, m) is not None for c in curves.values())]
+    if not marks:
+        return []
+    out = ["| points | " + " | ".join(fmt(m, "points") for m in marks) + " |",
+           "| --- |" + " ---: |" * len(marks)]
+    for name, curve in curves.items():
+        cells = [nearest(curve, m) for m in marks]
+        out.append(f"| {name} | " + " | ".join("—" if i is None else f"{curve.mean(metric)[i]:.3f}"
+                                              for i in cells) + " |")
+    base = curves.get(baseline)
+    for name, curve in curves.items() if base else ():
+        if name == baseline:
+            continue
+        ratios = []
+        for i in (nearest(curve, m) for m in marks):
+            if i is None or curve.points[i] <= 0:
+                ratios.append("—")
+                continue
+            hit = np.flatnonzero(as_good(base.mean(metric), curve.mean(metric)[i]))
+            ratios.append(fmt(base.points[hit[0]] / curve.points[i], "ratio") if hit.size
+                          else "> " + fmt(base.points[-1] / curve.points[i], "ratio"))
+        out.append(f"| {baseline}'s points to match {name} | " + " | ".join(ratios) + " |")
+    return out
+
+
+def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", yscale: str = "linear",
+                 at: list[float] | None = None) -> Path:
+    """Write the report of ``sweep`` into ``out`` (default ``<sweep>/report``); returns ``out``.
+    ``at``: the points of the along-the-way tables (default: 1, 2.5 and 5 times powers of ten)."""
     from isl.viz.curves import BAND, plot_curves
 
     sweep = Path(sweep)
@@ -361,6 +267,10 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", ysca
         baseline = SCRATCH if is_transfer(curves) else "regular"
         if baseline not in curves:
             md += [f"No `{baseline}` runs in this cell: nothing to compare against.", ""]
+        marks = at or default_marks(max(c.points[-1] for c in curves.values()))
+        for metric in (("accuracy",) if is_transfer(curves) else ("rmse_sampled", "rmse_expected")):
+            if lines := along_the_way(curves, metric, baseline, marks):
+                md += [f"Along the way: seed-mean test {ALONG[metric]} at selected points.", "", *lines, ""]
     rmse_figures = ["![Test RMSE, sampled](rmse_sampled.png)", "",
                     "![Test RMSE, expected value](rmse_expected.png)", ""]
     accuracy_figure = ["![Test accuracy](accuracy.png)", ""]
@@ -394,9 +304,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--yscale", choices=("log", "linear"), default="linear",
                         help="y-axis of the RMSE figures (default: linear; log shows late "
                              "differences between curricula that an early spike would flatten)")
+    parser.add_argument("--at", type=lambda text: [float(x) for x in text.split(",")],
+                        help="points of the along-the-way tables, e.g. 2.5e5,1e6,5e6 "
+                             "(default: 1, 2.5 and 5 times the powers of ten)")
     args = parser.parse_args(argv)
     try:
-        out = write_report(args.sweep, args.out, args.xscale, args.yscale)
+        out = write_report(args.sweep, args.out, args.xscale, args.yscale, args.at)
     except ReportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

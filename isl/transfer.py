@@ -12,7 +12,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from isl.report import find_jobs, load_job
+from isl.sweeps import find_jobs, load_job
 
 SCRATCH = "scratch"
 

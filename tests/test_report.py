@@ -130,6 +130,22 @@ def test_table_numbers_match_hand_computed_values(sweep):
     assert float(rows["points", "regular"]["points_to_reach_regular_best"]) == pytest.approx(4020)
 
 
+def test_along_the_way_tables_read_the_gap_at_each_mark(sweep):
+    md = (report.write_report(sweep, at=[1000, 2000, 3000, 9000]) / "summary.md").read_text()
+    by_sequences, by_points = md.split("## lstm, batching=points")
+    sampled = by_sequences.split("Along the way: seed-mean test RMSE (sampled)")[1]
+    # 9000 is past every evaluation: left out; regular's seed mean is [10 8 6 5 5] at
+    # [0 1005 2010 3015 4020] points, length's [10 5 4 2 1]
+    assert "| points | 1,000 | 2,000 | 3,000 |\n" in sampled
+    assert "| regular | 8.000 | 6.000 | 5.000 |" in sampled
+    assert "| length | 5.000 | 4.000 | 2.000 |" in sampled
+    # regular first gets to 5 at 3015 points (3x 1005); it never gets to 4 or 2 (past its end)
+    assert "| regular's points to match length | 3.0× | > 2.0× | > 1.3× |" in sampled
+    assert "| length | 2.500 | 2.000 | 1.000 |" in by_sequences  # expected value: half, as written
+    # batching by points: regular's mean [10 5 4 3 2] is already at 9, 8 and 7 by 1005 points
+    assert "| regular's points to match length | 1.0× | 0.5× | 0.3× |" in by_points
+
+
 def test_markdown_lists_failures_and_embeds_figures(sweep):
     out = report.write_report(sweep)
     md = (out / "summary.md").read_text()
@@ -171,6 +187,12 @@ def test_a_transfer_sweep_is_summarised_by_accuracy_against_scratch(tmp_path):
     assert "| start | seeds | final test accuracy |" in md and "final test RMSE" not in md
     assert "| from regular | 2 | 0.350 ± 0.000 | 0.350 (4,000) | not reached | — | -0.050 |" in md
     assert md.index("accuracy.png") < md.index("rmse_sampled.png")
+    along = (report.write_report(sweep, at=[1000, 2000]) / "summary.md").read_text()
+    along = along.split("Along the way")[1].split("## Figures")[0]
+    assert "seed-mean test accuracy" in along and "RMSE" not in along
+    assert "| from length | 0.400 | 0.700 |" in along
+    assert "| from scratch's points to match from length | 3.0× | > 2.0× |" in along
+    assert "| from scratch's points to match from regular | 1.0× | 0.5× |" in along
 
 
 @pytest.mark.parametrize("xscale, yscale", [("linear", "linear"), ("log", "log")])

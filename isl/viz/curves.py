@@ -16,7 +16,7 @@ COLORS = {"regular": "black", "length": "tab:red", "classes": "tab:blue", "seque
 
 def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title: str = "",
                 cell_title=str, ylabel: str = "test RMSE (pixels)", yscale: str = "linear") -> Path:
-    """Plot ``cells`` ({cell: {curriculum: Curve}}, as ``isl.report.aggregate`` returns) to ``path``."""
+    """Plot ``cells`` ({cell: {curriculum: Curve}}, as ``isl.sweeps.aggregate`` returns) to ``path``."""
     n = len(cells)
     cols = 1 if n == 1 else 2 if n <= 4 else math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
