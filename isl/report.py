@@ -62,14 +62,13 @@ def summarise(curves: dict[str, Curve]) -> list[dict]:
     """The table rows of one cell (keys as COLUMNS, without the cell's own)."""
     regular = curves.get("regular")
     target = regular.mean().min() if regular else math.nan
-    regular_points = regular.points[int(np.argmax(regular.mean() <= target))] if regular else math.nan
+    regular_points = regular.first_reaching(target) if regular else math.nan
     regular_final = regular.final()[0] if regular else math.nan
     rows = []
     for name, curve in curves.items():
         mean = curve.mean()
         best = int(np.argmin(mean))
-        reached = np.flatnonzero(mean <= target)
-        reach = float(curve.points[reached[0]]) if reached.size else math.nan
+        reach = curve.first_reaching(target)
         final, final_std = curve.final()
         expected, expected_std = curve.final("rmse_expected")
         accuracy, accuracy_std = curve.final("accuracy")
@@ -96,15 +95,13 @@ def summarise_transfer(curves: dict[str, Curve]) -> list[dict]:
     classification counterpart of the prediction table (higher is better here)."""
     scratch = curves.get(SCRATCH)
     target = scratch.mean("accuracy").max() if scratch else math.nan
-    scratch_points = (scratch.points[int(np.argmax(scratch.mean("accuracy") >= target))]
-                      if scratch else math.nan)
+    scratch_points = scratch.first_reaching(target, "accuracy") if scratch else math.nan
     scratch_final = scratch.final("accuracy")[0] if scratch else math.nan
     rows = []
     for name, curve in curves.items():
         mean = curve.mean("accuracy")
         best = int(np.argmax(mean))
-        reached = np.flatnonzero(mean >= target)
-        reach = float(curve.points[reached[0]]) if reached.size else math.nan
+        reach = curve.first_reaching(target, "accuracy")
         final, final_std = curve.final("accuracy")
         rows.append({
             "curriculum": name, "seeds": len(curve.seeds),
@@ -135,7 +132,7 @@ def mean_std(mean: float, std: float) -> str:
     return f"{mean:.3f}" + ("" if math.isnan(std) else f" ± {std:.3f}")
 
 
-def reach(points: float, has_baseline: bool) -> str:
+def reach_text(points: float, has_baseline: bool) -> str:
     if not has_baseline:
         return "—"
     return "not reached" if math.isnan(points) else fmt(points, "points")
@@ -148,7 +145,7 @@ def markdown_table(rows: list[dict], has_regular: bool) -> list[str]:
     for r in rows:
         out.append(f"| {r['curriculum']} | {r['seeds']} | {mean_std(r['final_rmse_mean'], r['final_rmse_std'])} | "
                    f"{r['best_rmse']:.3f} ({fmt(r['best_points'], 'points')}) | "
-                   f"{reach(r['points_to_reach_regular_best'], has_regular)} | "
+                   f"{reach_text(r['points_to_reach_regular_best'], has_regular)} | "
                    f"{fmt(r['speedup'], 'ratio')} | {fmt(r['final_reduction_pct'], 'pct')} | "
                    f"{mean_std(r['final_rmse_expected_mean'], r['final_rmse_expected_std'])} | "
                    f"{mean_std(r['final_accuracy_mean'], r['final_accuracy_std'])} |")
@@ -164,7 +161,7 @@ def transfer_table(rows: list[dict], has_scratch: bool) -> list[str]:
         out.append(f"| {r['curriculum']} | {r['seeds']} | "
                    f"{mean_std(r['final_accuracy_mean'], r['final_accuracy_std'])} | "
                    f"{r['best_accuracy']:.3f} ({fmt(r['best_accuracy_points'], 'points')}) | "
-                   f"{reach(r['points_to_reach_scratch_best'], has_scratch)} | "
+                   f"{reach_text(r['points_to_reach_scratch_best'], has_scratch)} | "
                    f"{fmt(r['speedup'], 'ratio')} | {gain} |")
     return out
 
@@ -179,8 +176,6 @@ def along_the_way(curves: dict[str, Curve], metric: str, baseline: str, marks: l
     10%; marks without one are left out), and how many times those points the baseline needs to
     do as well: where the gap between two curves is read changes the factor, so the table shows
     it all along, not only at the baseline's best."""
-    as_good = np.greater_equal if metric == "accuracy" else np.less_equal
-
     def nearest(curve: Curve, mark: float) -> int | None:
         i = int(np.argmin(abs(curve.points - mark)))
         return i if abs(curve.points[i] - mark) <= 0.1 * mark else None
@@ -203,9 +198,9 @@ def along_the_way(curves: dict[str, Curve], metric: str, baseline: str, marks: l
             if i is None or curve.points[i] <= 0:
                 ratios.append("—")
                 continue
-            hit = np.flatnonzero(as_good(base.mean(metric), curve.mean(metric)[i]))
-            ratios.append(fmt(base.points[hit[0]] / curve.points[i], "ratio") if hit.size
-                          else "> " + fmt(base.points[-1] / curve.points[i], "ratio"))
+            matched = base.first_reaching(curve.mean(metric)[i], metric)
+            ratios.append("> " + fmt(base.points[-1] / curve.points[i], "ratio") if math.isnan(matched)
+                          else fmt(matched / curve.points[i], "ratio"))
         out.append(f"| {baseline}'s points to match {name} | " + " | ".join(ratios) + " |")
     return out
 

@@ -133,6 +133,13 @@ class Curve:
     def mean(self, metric: str = "rmse_sampled") -> np.ndarray:
         return self.values[metric].mean(axis=0)
 
+    def first_reaching(self, target: float, metric: str = "rmse_sampled") -> float:
+        """The points of the first evaluation whose seed mean is as good as ``target`` (<= for
+        an RMSE, >= for accuracy); NaN where none is."""
+        mean = self.mean(metric)
+        hit = np.flatnonzero(mean >= target if metric == "accuracy" else mean <= target)
+        return float(self.points[hit[0]]) if hit.size else math.nan
+
     def final(self, metric: str = "rmse_sampled") -> tuple[float, float]:
         last = self.values[metric][:, -1]
         return float(last.mean()), float(last.std(ddof=1)) if len(last) > 1 else math.nan
