@@ -7,7 +7,9 @@
 SequenceMDN (its own Adam and gradient-norm clipping) on the same synthetic batch, in one
 process, alternating (each goes first every other time); the median of ``--repeats`` timings of each is reported
 (``points_per_sec``, ``bare_points_per_sec``) and the median and range of the ratios of the
-side-by-side pairs (``ratio``, ``ratio_range``).
+side-by-side pairs (``ratio``, ``ratio_range``). It also times Lightning's loop around a step
+that does no work (``floor_ms_per_step``): no LightningModule can beat
+``best_ratio`` = bare / (bare + floor) on this machine.
 
 ``real``: real points/s of the Lightning Trainer on real batches (the first 10,000 training
 sequences, 50 per batch), with and without length bucketing, and the share of padding in each.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import tempfile
 import time
@@ -83,6 +86,14 @@ def lightning_seconds(model: SequenceMDN, batch: StrokeBatch, steps: int, warmup
     return timer.end - timer.start
 
 
+class _Floor(SequenceMDN):
+    """Lightning's loop alone: each step only hands Lightning an optimizer step (no gradients,
+    so the optimizer does nothing), which Lightning needs to count it."""
+
+    def training_step(self, batch, batch_idx):
+        self.optimizers().step()
+
+
 def bare_seconds(model: SequenceMDN, batch: StrokeBatch, steps: int, warmup: int) -> float:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).train()
@@ -134,7 +145,7 @@ def real_benchmark(args) -> dict:
 def train_benchmark(args) -> dict:
     batch = synthetic_batch(args.batch_seqs, args.seq_len)
     points = args.steps * batch.n_points
-    ours, bare = [], []
+    ours, bare, floor = [], [], []
     for repeat in range(args.repeats):
         # Each goes first every other time, so that neither gains from running after the other.
         for loop in ("lightning", "bare") if repeat % 2 == 0 else ("bare", "lightning"):
@@ -144,6 +155,8 @@ def train_benchmark(args) -> dict:
                 ours.append(lightning_seconds(model, batch, args.steps, args.warmup))
             else:
                 bare.append(bare_seconds(model, batch, args.steps, args.warmup))
+        empty = _Floor(network=args.model, hidden=args.hidden, components=args.components)
+        floor.append(lightning_seconds(empty, batch, args.steps, args.warmup))
     # The ratio of each side-by-side pair, then their median: a shared machine's speed drifts
     # over seconds, which a ratio of medians taken minutes apart would count as a difference.
     ratios = sorted(b / o for o, b in zip(ours, bare))
@@ -154,7 +167,9 @@ def train_benchmark(args) -> dict:
             "bare_points_per_sec": round(points / statistics.median(bare)),
             "ms_per_step": round(statistics.median(ours) / args.steps * 1e3, 3),
             "bare_ms_per_step": round(statistics.median(bare) / args.steps * 1e3, 3),
-            "ratio": round(statistics.median(ratios), 3), "ratio_range": [round(ratios[0], 3), round(ratios[-1], 3)]}
+            "ratio": round(statistics.median(ratios), 3), "ratio_range": [round(ratios[0], 3), round(ratios[-1], 3)],
+            "floor_ms_per_step": round(statistics.median(floor) / args.steps * 1e3, 3),
+            "best_ratio": round(statistics.median(b / (b + f) for b, f in zip(bare, floor)), 3)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -180,7 +195,14 @@ def main(argv: list[str] | None = None) -> None:
     real.add_argument("--data-dir", default="data")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
-    print(json.dumps({"train": train_benchmark, "real": real_benchmark}[args.command](args)))
+    # Every Trainer announces its devices; the result is the JSON line.
+    lightning = logging.getLogger("lightning.pytorch")
+    level = lightning.level
+    lightning.setLevel(logging.WARNING)
+    try:
+        print(json.dumps({"train": train_benchmark, "real": real_benchmark}[args.command](args)))
+    finally:
+        lightning.setLevel(level)
 
 
 if __name__ == "__main__":

@@ -16,3 +16,4 @@ def test_the_train_benchmark_reports_both_loops_and_their_ratio(capsys):
     assert result["points_per_sec"] > 0 and result["bare_points_per_sec"] > 0
     low, high = result["ratio_range"]
     assert 0 < low <= result["ratio"] <= high
+    assert result["floor_ms_per_step"] > 0 and 0 < result["best_ratio"] < 1
