@@ -6,9 +6,12 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
+from omegaconf import OmegaConf
 
 from isl.data.curriculum import CurriculumBatchSampler, CurriculumState
 from isl.data.datamodule import StrokeBatch, StrokeDataModule, to_pixels, to_units
+from isl.data.sources import MnistSource
 
 
 def make_dm(source, **kwargs) -> StrokeDataModule:
@@ -113,13 +116,50 @@ def test_by_points_respects_the_budget_and_drops_nothing(real_source, bucket):
 
 
 def test_bucketing_cuts_padding_and_keeps_batches_random(real_source):
-    def padding(bucket):
-        batches = draw(make_dm(real_source, batching={"by": "sequences", "size": 50, "bucket": bucket}), 20)
+    def padding(bucket, sort="stratified"):
+        batches = draw(make_dm(real_source, batching={"by": "sequences", "size": 50, "bucket": bucket,
+                                                      "bucket_sort": sort}), 20)
         return 1 - sum(b.n_points for b in batches) / sum(b.steps.shape[0] * b.steps.shape[1] for b in batches)
-    assert padding(1) > 0.2 and padding(20) < 0.05
+    assert padding(1) > 0.3 and padding(20) < 0.3 and padding(20, "length") < 0.05
     dm = make_dm(real_source, batching={"by": "sequences", "size": 50, "bucket": 20})
     widths = [b.steps.shape[1] for b in draw(dm, 20)]
     assert widths != sorted(widths) and widths != sorted(widths, reverse=True)  # served shuffled
+
+
+def top_class_shares(dm, n, max_length=None):
+    """The most common class's share of each of ``n`` batches drawn at ``max_length``."""
+    dm.curriculum.max_length = max_length
+    return np.array([np.bincount(dm.train.labels[b], minlength=10).max() / len(b)
+                     for b in (dm.sampler.next_batch() for _ in range(n))])
+
+
+@pytest.mark.parametrize("by,size", [("sequences", 50), ("points", 2000)])
+def test_bucketed_batches_have_the_same_class_mix_at_every_length(real_source, by, size):
+    """Sorting a pool by length alone makes batches of one class, but only at full length (ones
+    are short, eights long): a curriculum that truncates gets random batches, one that does not
+    gets sorted ones. Stratified bucketing gives every length the same mix, near random's."""
+    def p90(sort, max_length):
+        dm = make_dm(real_source, num_train=2000, batching={"by": by, "size": size, "bucket": 10,
+                                                             "bucket_sort": sort})
+        return np.percentile(top_class_shares(dm, 200, max_length), 90)
+    assert p90("length", None) > 0.5                     # the confound this guards against
+    stratified = [p90("stratified", length) for length in (None, 2, 8)]
+    assert max(stratified) <= 0.35
+    assert max(stratified) - min(stratified) < 0.1
+
+
+@pytest.mark.slow
+def test_experiment_1_default_batching_has_a_random_class_mix(full_data_dir):
+    """The issue's measure: 200 full-length batches of experiment 1's data and default batching
+    (50 sequences, bucket 50): the 90th percentile of the most common class's share <= 0.35
+    (0.71 when sorting by length alone), and padding below random batches'."""
+    source = MnistSource(data_dir=full_data_dir, download=False)
+    defaults = OmegaConf.load(REPO / "conf/batching/sequences.yaml")
+    dm = make_dm(source, num_train=10_000, batching=OmegaConf.to_container(defaults))
+    assert defaults.bucket_sort == "stratified"
+    assert np.percentile(top_class_shares(dm, 200), 90) <= 0.35
+    padding = [1 - b.n_points / b.steps.shape[:2].numel() for b in draw(dm, 50)]
+    assert np.mean(padding) < 0.3                         # random batches: 0.38
 
 
 def test_by_points_packs_more_sequences_when_truncated(real_source):
@@ -147,6 +187,7 @@ def test_a_sequence_longer_than_the_points_budget_still_gets_a_batch():
 @pytest.mark.parametrize("batching", [{"by": "tokens", "size": 50}, {"by": "points", "size": 0},
                                       {"by": "sequences", "size": 2.5},
                                       {"by": "sequences", "size": 50, "bucket": 0},
+                                      {"by": "sequences", "size": 50, "bucket_sort": "class"},
                                       {"by": "sequences", "size": 50, "buckets": 5}])
 def test_bad_batching_is_refused_naming_the_key(real_source, batching):
     with pytest.raises(ValueError, match="batching"):

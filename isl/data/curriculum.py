@@ -14,6 +14,7 @@ import numpy as np
 
 ALL_CLASSES = tuple(range(10))
 BATCH_BY = ("sequences", "points")
+BUCKET_SORTS = ("stratified", "length")
 _AHEAD_LIMIT = 8  # Lightning fetches one batch ahead; more are not ahead but used elsewhere
 KNOBS = ("max_length", "classes", "num_sequences")
 
@@ -59,9 +60,11 @@ class CurriculumState:
         self.version = state["version"]
 
 
-def check_batching(by: str, size: int, bucket: int = 1) -> None:
+def check_batching(by: str, size: int, bucket: int = 1, bucket_sort: str = "stratified") -> None:
     if by not in BATCH_BY:
         raise ValueError(f"batching.by must be one of {BATCH_BY}, got {by!r}")
+    if bucket_sort not in BUCKET_SORTS:
+        raise ValueError(f"batching.bucket_sort must be one of {BUCKET_SORTS}, got {bucket_sort!r}")
     for key, value in (("size", size), ("bucket", bucket)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"batching.{key} must be a positive integer, got {value!r}")
@@ -79,15 +82,21 @@ class CurriculumBatchSampler:
     Several processes (DDP): every rank runs the same sampler and takes its share of each draw
     of ``world`` consecutive batches, so ranks see different data and the same curriculum.
 
-    Padding: the next ``bucket`` batches' worth of sequences are drawn together, sorted by
-    length, cut into batches and served in random order, so a batch holds sequences of similar
-    length (``bucket=1``: plain random batches). The pool is re-cut when the state changes.
+    Padding: the next ``bucket`` batches' worth of sequences are drawn together, sorted, cut
+    into batches and served in random order (``bucket=1``: plain random batches). The pool is
+    re-cut when the state changes. Length tracks the digit (ones ~20 points, eights ~53), so
+    sorting by length alone (``bucket_sort="length"``) makes batches of one or two classes, and
+    only while sequences are whole: a curriculum that truncates them gets random batches, which
+    confounds any comparison with one that does not. ``"stratified"`` sorts by a sequence's
+    length rank *within its class*: each batch then holds the pool's class mix (the most common
+    class's share stays near its share of the data) and sequences from the same length quantile
+    of every class, which still spares a third of the padding of random batches.
     """
 
     def __init__(self, lengths: np.ndarray, labels: np.ndarray, state: CurriculumState,
-                 by: str = "sequences", size: int = 50, bucket: int = 1, seed: int = 0,
-                 rank: int = 0, world: int = 1):
-        check_batching(by, size, bucket)
+                 by: str = "sequences", size: int = 50, bucket: int = 1,
+                 bucket_sort: str = "stratified", seed: int = 0, rank: int = 0, world: int = 1):
+        check_batching(by, size, bucket, bucket_sort)
         self.rank, self.world = rank, world
         self.draws = 0                            # draws of `world` batches so far
         # draw -> (version, [(pass, batch), ...]) for draws handed out and neither trained on
@@ -96,7 +105,7 @@ class CurriculumBatchSampler:
         self.served = (0, 0, -1)                  # (draw, version, pass) of the shard last handed out
         self.pending: list[tuple] = []            # draws to hand out again after a resume
         self.lengths, self.labels, self.state = lengths, labels, state
-        self.by, self.size, self.bucket, self.seed = by, size, bucket, seed
+        self.by, self.size, self.bucket, self.bucket_sort, self.seed = by, size, bucket, bucket_sort, seed
         self.epoch = -1
         self.selection = None
         self.queue = np.zeros(0, dtype=np.int64)  # what remains of this pass, in order
@@ -129,7 +138,7 @@ class CurriculumBatchSampler:
                          <= self.bucket * self.size).sum()), 1)
         taken, self.queue = self.queue[:n], self.queue[n:]
         lengths = self.truncated_lengths(taken)
-        order = np.argsort(lengths, kind="stable")
+        order = self._bucket_order(taken, lengths)
         taken, lengths = taken[order], lengths[order]
         if self.by == "sequences":
             cuts = np.arange(self.size, len(taken), self.size)
@@ -144,6 +153,18 @@ class CurriculumBatchSampler:
         rng = np.random.default_rng((self.seed, self.epoch, self.pools))
         self.pool = [batches[i] for i in rng.permutation(len(batches))]
         self.pool_version, self.pools = self.state.version, self.pools + 1
+
+    def _bucket_order(self, taken: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """The order a pool is cut in: by length, or by length quantile within each class."""
+        if self.bucket_sort == "length":
+            return np.argsort(lengths, kind="stable")
+        labels = self.labels[taken]
+        quantile = np.empty(len(taken))
+        for c in np.unique(labels):
+            members = np.flatnonzero(labels == c)
+            rank = np.argsort(np.argsort(lengths[members], kind="stable"), kind="stable")
+            quantile[members] = (rank + 0.5) / len(members)
+        return np.argsort(quantile, kind="stable")  # ties keep the pool's random order
 
     def next_batch(self) -> np.ndarray:
         if self.selection != self.state.selection or (len(self.queue) == 0 and not self.pool):

@@ -87,9 +87,9 @@ class StrokeDataModule(L.LightningDataModule):
         self.num_train, self.num_test = num_train, num_test
         self.max_length = max_length
         self.batching = dict(batching or {"by": "sequences", "size": 50})
-        if not {"by", "size"} <= set(self.batching) <= {"by", "size", "bucket"}:
-            raise ValueError("batching takes the keys 'by', 'size' and optionally 'bucket', "
-                             f"got {sorted(self.batching)}")
+        if not {"by", "size"} <= set(self.batching) <= {"by", "size", "bucket", "bucket_sort"}:
+            raise ValueError("batching takes the keys 'by', 'size' and optionally 'bucket' and "
+                             f"'bucket_sort', got {sorted(self.batching)}")
         check_batching(**self.batching)
         self.test_batch_size = test_batch_size
         self.seed = seed
