@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import lightning as L
@@ -12,15 +13,27 @@ from rich.progress import TextColumn
 from isl.curricula import Curriculum
 
 
-class PointsSchedule(L.Callback):
-    """Evaluates on the test subset every ``eval_every`` training points (and at the start and
-    the end), and stops training once ``budget`` points have been processed."""
+def evaluation_points(budget: int, eval_every: int, per_decade: int = 0) -> list[int]:
+    """Where the test set is evaluated: at 0, every ``eval_every`` points, ``per_decade``
+    log-spaced points per decade over the budget's last three decades (so curves have shape at
+    any budget, and suit log-scale figures), and at the budget."""
+    points = {0, budget, *range(eval_every, budget, eval_every)}
+    points.update(round(budget * 10 ** (k / per_decade - 3)) for k in range(3 * per_decade))
+    return sorted(points)
 
-    def __init__(self, budget: int, eval_every: int):
+
+class PointsSchedule(L.Callback):
+    """Evaluates on the test subset at ``evaluation_points`` (each time at the first batch
+    boundary at or past one), and stops training once ``budget`` points have been processed."""
+
+    def __init__(self, budget: int, eval_every: int, evals_per_decade: int = 0):
         for key, value in (("budget.points", budget), ("budget.eval_every", eval_every)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} must be a positive integer, got {value!r}")
-        self.budget, self.eval_every = budget, eval_every
+        if isinstance(evals_per_decade, bool) or not isinstance(evals_per_decade, int) or evals_per_decade < 0:
+            raise ValueError(f"budget.evals_per_decade must be an integer >= 0, got {evals_per_decade!r}")
+        self.budget = budget
+        self.points = evaluation_points(budget, eval_every, evals_per_decade)
         self.next_eval = 0
         self.started = None
         self.elapsed = 0.0  # wall seconds of earlier attempts (a resumed run)
@@ -33,7 +46,7 @@ class PointsSchedule(L.Callback):
         metrics["time/wall_sec"] = self.elapsed + time.perf_counter() - self.started
         module.write_metrics(metrics)
         self.last_metrics = metrics
-        self.next_eval = (module.points_processed // self.eval_every + 1) * self.eval_every
+        self.next_eval = next((p for p in self.points if p > module.points_processed), math.inf)
 
     def on_train_start(self, trainer, module) -> None:
         self.started = time.perf_counter()

@@ -47,6 +47,7 @@ OmegaConf.register_new_resolver("isl.run_name", run_name, use_cache=True, replac
 class Budget:
     points: int = MISSING       # sequence points processed before training stops
     eval_every: int = MISSING   # test evaluation every this many training points
+    evals_per_decade: int = 0   # and this many, log-spaced, per decade of the budget's last three
 
 
 @dataclass

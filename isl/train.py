@@ -60,7 +60,7 @@ def train(cfg: DictConfig, out_dir: Path) -> str:
     dm = build_datamodule(cfg)  # every value is checked before anything is written
     model = instantiate(cfg.model, **LOSS_WEIGHTS[cfg.task])
     curriculum = instantiate(cfg.curriculum)
-    schedule = PointsSchedule(cfg.budget.points, cfg.budget.eval_every)
+    schedule = PointsSchedule(cfg.budget.points, cfg.budget.eval_every, cfg.budget.evals_per_decade)
     checkpoints = PointsCheckpoint(out_dir / "checkpoints", cfg.checkpoint.every_points)
     start = rundir.prepare(cfg, out_dir)
     if start.finished is not None:

@@ -24,8 +24,7 @@ def small_model(eos: float | None = None, eod: float | None = None, seed: int = 
     """An untrained small LSTM MDN; ``eos``/``eod`` fix that flag's logit (weights zeroed)."""
     torch.manual_seed(seed)
     model = SequenceMDN(hidden=32, layers=2, components=COMPONENTS)
-    model.offset_scale.copy_(torch.tensor(scale))
-    model.offset_shift.copy_(torch.tensor(shift))
+    model.set_units(torch.tensor(shift), torch.tensor(scale))
     with torch.no_grad():
         for index, logit in ((6 * COMPONENTS, eos), (6 * COMPONENTS + 1, eod)):
             if logit is not None:

@@ -4,6 +4,7 @@ under a real Trainer, config validation and evaluation."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import lightning as L
@@ -14,7 +15,7 @@ from scipy.stats import multivariate_normal
 
 from isl.curricula.regular import Regular
 from isl.data.datamodule import StrokeBatch, StrokeDataModule
-from isl.models.mdn import LOG_SIGMA_MIN, RHO_BOUND, Mixture, MixtureDensityHead, prediction_loss
+from isl.models.mdn import RHO_BOUND, Mixture, MixtureDensityHead, prediction_loss
 from isl.models.module import _SUMS, NonFiniteLossError, SequenceMDN, load_model, summarise
 
 K = 17
@@ -43,8 +44,11 @@ def first_batch(dm) -> StrokeBatch:
 
 
 def model(network="lstm", seed=0, **kwargs) -> SequenceMDN:
+    """A small untrained network in the real data's range units (-18 px, 34 px per unit)."""
     torch.manual_seed(seed)
-    return SequenceMDN(network, hidden=HIDDEN, **kwargs)
+    net = SequenceMDN(network, hidden=HIDDEN, **kwargs)
+    net.set_units(torch.tensor([-18.0, -18.0]), torch.tensor([34.0, 34.0]))
+    return net
 
 
 def random_mixture(shape, hidden=HIDDEN, components=K, scale=3.0, seed=0, dtype=torch.float64) -> Mixture:
@@ -183,6 +187,7 @@ def test_curriculum_truncated_batch_equals_the_full_batch_restricted_to_its_firs
     assert full.steps.shape[1] > 2 * L_
 
     net = model(network)
+    net.set_units(dm.offset_shift, dm.offset_scale)
     loss = net._measure(short)[0]
     # The model on the full batch's first L steps, the loss over their real steps.
     mixture, _ = net(full.steps[:, :L_])
@@ -402,7 +407,7 @@ def test_a_collapsing_component_keeps_sigma_above_the_floor_and_gradients_finite
         head.linear.bias[6:8] = -60.0                     # component 2: log sigma far below the floor
         head.linear.bias[11] = 20.0                       # its correlation near 1
     mixture = head(torch.zeros(1, 3, 8))
-    assert mixture.log_sigma.min() >= LOG_SIGMA_MIN and mixture.rho.abs().max() <= RHO_BOUND
+    assert (mixture.log_sigma >= head.log_sigma_min).all() and mixture.rho.abs().max() <= RHO_BOUND
     target = torch.tensor([[[1.0, 0.0, 0.0, 0.0]] * 3])
     loss = prediction_loss(mixture, target, torch.ones(1, 3, dtype=torch.bool))
     loss.backward()
@@ -423,12 +428,12 @@ def test_bad_model_config_is_refused_naming_the_key(kwargs, key):
 def test_evaluate_reports_finite_plausible_metrics_reproducibly(real_source):
     dm = make_dm(real_source, num_test=500, test_batch_size=128)
     net = model("lstm")
-    net.offset_scale.copy_(dm.offset_scale)
-    net.offset_shift.copy_(dm.offset_shift)
+    net.set_units(dm.offset_shift, dm.offset_scale)
     net.train()
     result = net.evaluate(dm.test_dataloader(), seed=3)
     assert net.training                                                # mode restored
-    assert set(result) == {"test/loss", "test/rmse_sampled", "test/rmse_expected", "test/accuracy"}
+    assert set(result) == {"test/loss", "test/nll_px", "test/bits_per_point", "test/rmse_sampled",
+                           "test/rmse_expected", "test/accuracy"}
     assert all(np.isfinite(v) for v in result.values())
     # Untrained, in range units (sigma ~ 1 unit ~ 30-55 pixels): tens of pixels, as in the paper.
     assert 1 < result["test/rmse_expected"] < 100 and 5 < result["test/rmse_sampled"] < 100
@@ -446,6 +451,10 @@ def test_evaluate_reports_finite_plausible_metrics_reproducibly(real_source):
     target, mask = whole.steps[:, 1:], whole.mask[:, 1:]
     prediction = mixture.map(lambda t: t[:, :-1])
     assert result["test/loss"] == pytest.approx(prediction_loss(prediction, target, mask).item(), rel=1e-5)
+    jacobian = np.log(dm.offset_scale.double().numpy()).sum()
+    assert result["test/nll_px"] == pytest.approx(result["test/loss"] + jacobian, rel=1e-5)
+    # Untrained: sigma of tens of pixels over 1-pixel cells, so many bits, but a finite number.
+    assert 8 < result["test/bits_per_point"] < 30
     units = prediction.mean()[mask].double().numpy()
     pixels = units * dm.offset_scale.double().numpy() + dm.offset_shift.double().numpy()
     true = np.concatenate([dm.test.sequence(i)[1:n, :2] for i, n in
@@ -461,8 +470,7 @@ def test_rmse_is_per_coordinate_as_in_the_paper_s_code(real_source):
     window reads the same number."""
     dm = make_dm(real_source, batch_size=16)
     net = model("lstm")
-    net.offset_scale.copy_(dm.offset_scale)
-    net.offset_shift.copy_(dm.offset_shift)
+    net.set_units(dm.offset_shift, dm.offset_scale)
     batch = first_batch(dm)
     with torch.no_grad():
         _, sums = net._measure(batch, torch.Generator().manual_seed(7))
@@ -507,3 +515,78 @@ def test_offset_shift_is_saved_and_an_old_checkpoint_without_it_loads(real_sourc
     pretrained = model("ffnn", init_from=str(tmp_path / "old.ckpt"))
     pretrained.load_pretrained(str(tmp_path / "old.ckpt"))     # transfer from an old predictor
     assert pretrained.offset_shift.tolist() == [0.0, 0.0]
+
+
+# --- 10. likelihoods that mean the same in every unit -----------------------------------------
+def test_the_pixel_cell_mass_matches_a_brute_force_integration():
+    """Mixture.cell_log_mass (Gauss-Legendre over one coordinate, the normal CDF over the other)
+    against a midpoint sum of the density on a 1,000 x 1,000 grid over the cell, for narrow,
+    wide, offset and strongly correlated components, mixed."""
+    mu = torch.tensor([[0.1, -0.2], [0.9, 0.3], [0.0, 0.0], [-1.4, 2.0]], dtype=torch.float64)
+    sigma = torch.tensor([[0.05, 0.08], [0.6, 1.5], [2.0, 0.3], [0.4, 0.4]], dtype=torch.float64)
+    rho = torch.tensor([0.2, -0.95, 0.998, 0.0], dtype=torch.float64)
+    log_pi = torch.log_softmax(torch.tensor([0.5, 1.0, -0.3, 0.2], dtype=torch.float64), -1)
+    mixture = Mixture(log_pi=log_pi, mu=mu, log_sigma=sigma.log(), rho=rho,
+                      eos_logit=None, eod_logit=None, class_logits=None)
+    for cx, cy in [(0, 0), (1, 0), (0, 1), (-1, 2), (3, -2)]:
+        low = torch.tensor([cx - 0.5, cy - 0.5], dtype=torch.float64)
+        got = mixture.cell_log_mass(low, low + 1).exp().item()
+        n = 1000
+        x = (low[0] + (torch.arange(n, dtype=torch.float64) + 0.5) / n)
+        y = (low[1] + (torch.arange(n, dtype=torch.float64) + 0.5) / n)
+        grid = torch.stack(torch.meshgrid(x, y, indexing="ij"), -1)
+        brute = mixture.log_density(grid).exp().mean().item()       # cell area 1
+        assert got == pytest.approx(brute, rel=1e-3, abs=1e-7), (cx, cy)
+
+
+def _in_other_units(net: SequenceMDN, shift: torch.Tensor, scale: torch.Tensor) -> SequenceMDN:
+    """The same network re-expressed for inputs in other units: its first layer takes the new
+    units and its head emits means and sigmas in them, so that in pixels it is the same
+    predictor. Only a density's units change."""
+    other = copy.deepcopy(net)
+    with torch.no_grad():
+        old_shift, old_scale = net.offset_shift.double(), net.offset_scale.double()
+        a = (scale.double() / old_scale)                   # old units = a * new + c
+        c = (shift.double() - old_shift) / old_scale
+        w = other.backbone.lstm.weight_ih_l0
+        other.backbone.lstm.bias_ih_l0 += (w[:, :2].double() @ c).float()
+        w[:, :2] *= a.float()
+        k = other.head.components
+        rows = other.head.linear
+        for j in range(k):
+            for d in range(2):
+                m, s_ = k + 2 * j + d, 3 * k + 2 * j + d     # mu and log-sigma rows
+                rows.weight[m] *= float(1 / a[d])
+                rows.bias[m] = float((rows.bias[m] - c[d]) / a[d])
+                rows.bias[s_] -= float(torch.log(a[d]))
+        other.set_units(shift, scale)
+    return other
+
+
+def test_nll_in_pixels_and_the_discretised_score_agree_across_units(real_source):
+    """One network, evaluated as it is (range units) and re-expressed for unit-variance inputs:
+    the loss (a density in input units) differs by the Jacobian, the NLL in pixels and the
+    discretised score agree; the sigma floor in pixels is the same constraint in both."""
+    ranged, std = make_dm(real_source, num_test=200), make_dm(real_source, num_test=200, scaling="std")
+    assert not torch.allclose(ranged.offset_scale, std.offset_scale)
+    net = model("lstm", seed=3)
+    net.set_units(ranged.offset_shift, ranged.offset_scale)
+    other = _in_other_units(net, std.offset_shift, std.offset_scale)
+    a = net.evaluate(ranged.test_dataloader(), seed=1)
+    b = other.evaluate(std.test_dataloader(), seed=1)
+    jacobian = float(torch.log(ranged.offset_scale).sum() - torch.log(std.offset_scale).sum())
+    assert a["test/loss"] - b["test/loss"] == pytest.approx(-jacobian, rel=1e-3)
+    assert abs(jacobian) > 3                                      # a real difference in units
+    for key in ("test/nll_px", "test/bits_per_point", "test/rmse_expected"):
+        assert a[key] == pytest.approx(b[key], rel=1e-4), key
+    floor = {n: n.head.log_sigma_min.exp() * n.offset_scale for n in (net, other)}
+    assert torch.allclose(floor[net], floor[other]) and torch.allclose(floor[net], torch.tensor(0.34))
+
+
+def test_no_sigma_floor_and_the_paper_s_rho_bound():
+    net = model("lstm", sigma_floor_px=None, rho_bound=0.95)
+    with torch.no_grad():
+        net.head.linear.bias[3 * K:5 * K] = -40.0                      # log sigma far below any floor
+        net.head.linear.bias[5 * K:6 * K] = 20.0
+    mixture, _ = net(torch.zeros(1, 2, 4))
+    assert mixture.log_sigma.max() < -30 and mixture.rho.abs().max() <= 0.95

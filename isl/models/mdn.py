@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,15 +25,17 @@ from torch import nn
 # Bounds of the parameterisation, not of the data. Offsets lie on a pixel grid, so the
 # likelihood grows without end as a component narrows onto one grid point; left alone, sigma
 # collapses until float32 overflows in eq. 24 and the gradients turn NaN. So sigma has a soft
-# floor of 0.01 input units and |rho| < 0.999, keeping 1 - rho^2 (eq. 23) away from 0.
-# In pixels the floor is 0.01 x offset_scale: 0.34 px under range scaling (MNIST offsets span
-# 34 px), 0.01 px under std. Sampling noise at the floor adds in quadrature, so it can raise a
-# sampled RMSE r by at most 0.34^2 / 2r px (0.06 at 1 px). Smaller floors are as safe (1e-3 and
-# 1e-4 trained 10^6 points without NaN) but brought the sampled test RMSE down more slowly
-# (range scaling, 10^6 points, mean of 5 seeds: 3.0 px at 1e-2, 3.6 at 3e-3, 3.9 at 1e-3; no
-# clear difference by 3 x 10^6), so the floor stays at 0.01.
+# floor, set in pixels (``model.sigma_floor_px``: the same constraint in every input unit) and
+# converted to input units by the module, and |rho| < 0.999, keeping 1 - rho^2 (eq. 23) away
+# from 0. The default floor, 0.34 px, is 0.01 input units under range scaling (MNIST offsets
+# span 34 px), the value this project trained with from the start. Sampling noise at the floor
+# adds in quadrature, so it can raise a sampled RMSE r by at most 0.34^2 / 2r px (0.06 at 1 px).
+# Smaller floors were as safe (1e-3 and 1e-4 units trained 10^6 points without NaN) but brought
+# the sampled test RMSE down more slowly (range scaling, 10^6 points, mean of 5 seeds: 3.0 px at
+# 1e-2, 3.6 at 3e-3, 3.9 at 1e-3; no clear difference by 3 x 10^6). The paper's code has no
+# floor (sigma = exp) and rho = 0.95 tanh: ``sigma_floor_px=null rho_bound=0.95``.
 RHO_BOUND = 0.999
-LOG_SIGMA_MIN = math.log(0.01)
+SIGMA_FLOOR_PX = 0.34
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -56,6 +59,29 @@ class Mixture:
         """log of eq. 22's mixture density at offsets ``xy`` (..., 2)."""
         return torch.logsumexp(self.log_pi + gaussian_log_density(xy, self.mu, self.log_sigma, self.rho),
                                dim=-1)
+
+    def cell_log_mass(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        """log of the mixture's probability mass on the rectangles [low, high] (..., 2): the
+        discretised likelihood of an offset on a pixel grid (its cell is offset +- 0.5 px).
+
+        Per component, P = int_{x in cell} N(x) P(y in cell | x) dx, with y | x normal
+        (mean mu_y + rho sigma_y z_x, sd sigma_y sqrt(1 - rho^2)); the outer integral over the
+        standardised z_x, clipped to |z_x| <= 8, by Gauss-Legendre quadrature on _NODES nodes.
+        Error against a brute-force integration: tests/test_models.py.
+        """
+        sigma = self.log_sigma.exp()
+        za = ((low.unsqueeze(-2) - self.mu) / sigma).clamp(-_Z_CLIP, _Z_CLIP)  # (..., K, 2)
+        zb = ((high.unsqueeze(-2) - self.mu) / sigma).clamp(-_Z_CLIP, _Z_CLIP)
+        nodes, weights = _gauss_legendre(_NODES, low.dtype, low.device)
+        half = (zb[..., 0] - za[..., 0]) / 2                                       # (..., K)
+        zx = (za[..., 0] + half).unsqueeze(-1) + half.unsqueeze(-1) * nodes        # (..., K, N)
+        rho = self.rho.unsqueeze(-1)
+        spread = torch.sqrt(1 - rho ** 2)
+        cond = (_std_normal_cdf((zb[..., 1:2] - rho * zx) / spread)
+                - _std_normal_cdf((za[..., 1:2] - rho * zx) / spread))
+        density = torch.exp(-0.5 * zx ** 2) / math.sqrt(2 * math.pi)
+        mass = half * (weights * density * cond).sum(-1)                           # (..., K)
+        return torch.logsumexp(self.log_pi + torch.log(mass.clamp_min(_MASS_MIN)), dim=-1)
 
     def mean(self) -> torch.Tensor:
         """The mixture's expected offset, sum_j pi^j mu^j."""
@@ -81,6 +107,19 @@ class Mixture:
         return mu + sigma * torch.stack([z[..., 0], z2], dim=-1)
 
 
+_NODES, _Z_CLIP, _MASS_MIN = 48, 8.0, 1e-30
+
+
+def _gauss_legendre(n: int, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
+    nodes, weights = np.polynomial.legendre.leggauss(n)
+    return (torch.as_tensor(nodes, dtype=dtype, device=device),
+            torch.as_tensor(weights, dtype=dtype, device=device))
+
+
+def _std_normal_cdf(z: torch.Tensor) -> torch.Tensor:
+    return 0.5 * torch.erfc(-z / math.sqrt(2))
+
+
 def gaussian_log_density(xy: torch.Tensor, mu: torch.Tensor, log_sigma: torch.Tensor,
                          rho: torch.Tensor) -> torch.Tensor:
     """log N(x | mu, sigma, rho) of eq. 23-24 for every component: xy (..., 2) -> (..., K)."""
@@ -92,24 +131,33 @@ def gaussian_log_density(xy: torch.Tensor, mu: torch.Tensor, log_sigma: torch.Te
 
 
 class MixtureDensityHead(nn.Module):
-    """Hidden state (..., H) -> Mixture with ``components`` bivariate Gaussians (eq. 16-21)."""
+    """Hidden state (..., H) -> Mixture with ``components`` bivariate Gaussians (eq. 16-21).
 
-    def __init__(self, hidden: int, components: int = 17, classes: int = 10):
+    ``log_sigma_min`` (a buffer, per coordinate, in input units) is the soft floor of log sigma;
+    ``floor=False`` gives eq. 20 as written (sigma = exp), as the paper's code has it.
+    """
+
+    def __init__(self, hidden: int, components: int = 17, classes: int = 10, floor: bool = True,
+                 rho_bound: float = RHO_BOUND):
         super().__init__()
         self.components, self.classes = components, classes
+        self.floor, self.rho_bound = floor, rho_bound
         # per component: weight, 2 means, 2 log-sigmas, correlation; then eos, eod, classes
         self.linear = nn.Linear(hidden, 6 * components + 2 + classes)
+        self.register_buffer("log_sigma_min", torch.full((2,), math.log(0.01)))
 
     def forward(self, h: torch.Tensor) -> Mixture:
         k = self.components
         out = self.linear(h)
         pi_hat, mu, log_sigma, rho_hat, rest = torch.split(out, [k, 2 * k, 2 * k, k, 2 + self.classes],
                                                            dim=-1)
+        log_sigma = log_sigma.unflatten(-1, (k, 2))
+        if self.floor:  # a smooth max(log sigma, log_sigma_min)
+            log_sigma = self.log_sigma_min + F.softplus(log_sigma - self.log_sigma_min)
         return Mixture(log_pi=torch.log_softmax(pi_hat, dim=-1),                  # eq. 18
                        mu=mu.unflatten(-1, (k, 2)),                               # eq. 19
-                       log_sigma=LOG_SIGMA_MIN + F.softplus(                      # eq. 20, log
-                           log_sigma.unflatten(-1, (k, 2)) - LOG_SIGMA_MIN),
-                       rho=RHO_BOUND * torch.tanh(rho_hat),                       # eq. 21
+                       log_sigma=log_sigma,                                       # eq. 20, log
+                       rho=self.rho_bound * torch.tanh(rho_hat),                  # eq. 21
                        eos_logit=rest[..., 0], eod_logit=rest[..., 1],            # eq. 17
                        class_logits=rest[..., 2:])
 

@@ -12,10 +12,11 @@ import torch.nn.functional as F
 
 from isl.data.datamodule import to_pixels, to_units
 from isl.models.backbones import BACKBONES
-from isl.models.mdn import Mixture, MixtureDensityHead, prediction_loss
+from isl.models.mdn import RHO_BOUND, SIGMA_FLOOR_PX, Mixture, MixtureDensityHead, prediction_loss
 
-# Accumulated between log calls, as sums over points (or sequences, for accuracy).
-_SUMS = ("loss", "sq_err_sampled", "sq_err_expected", "points", "correct", "sequences")
+# Accumulated between log calls, as sums over points (or sequences, for accuracy); "bits" only
+# in evaluation (the discretised score costs a quadrature per component).
+_SUMS = ("loss", "nll_px", "bits", "sq_err_sampled", "sq_err_expected", "points", "correct", "sequences")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -27,7 +28,8 @@ class SequenceMDN(L.LightningModule):
                  components: int = 17, classes: int = 10, lr: float = 0.0025, adam_eps: float = 1e-5,
                  lr_decay: float = 0.99995, grad_clip: float | None = 10.0,
                  prediction_weight: float = 1.0, class_loss_weight: float = 0.0,
-                 init_from: str | None = None):
+                 init_from: str | None = None, sigma_floor_px: float | None = SIGMA_FLOOR_PX,
+                 rho_bound: float = RHO_BOUND):
         super().__init__()
         if network not in BACKBONES:
             raise ValueError(f"model.network must be one of {sorted(BACKBONES)}, got {network!r}")
@@ -39,6 +41,10 @@ class SequenceMDN(L.LightningModule):
         for key, value in (("prediction_weight", prediction_weight), ("class_loss_weight", class_loss_weight)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"model.{key} must be a number >= 0, got {value!r}")
+        if sigma_floor_px is not None and not (isinstance(sigma_floor_px, (int, float)) and sigma_floor_px > 0):
+            raise ValueError(f"model.sigma_floor_px must be > 0 (pixels) or null (no floor), got {sigma_floor_px!r}")
+        if not (isinstance(rho_bound, (int, float)) and 0 < rho_bound < 1):
+            raise ValueError(f"model.rho_bound must be in (0, 1), got {rho_bound!r}")
         if prediction_weight == 0 and class_loss_weight == 0:
             raise ValueError("model.prediction_weight and model.class_loss_weight are both 0: nothing to learn")
         self.save_hyperparameters()
@@ -47,11 +53,13 @@ class SequenceMDN(L.LightningModule):
         # curriculum's first stages, where a step is a few milliseconds.
         self.automatic_optimization = False
         self.backbone = BACKBONES[network](hidden, layers)
-        self.head = MixtureDensityHead(hidden, components, classes)
+        self.head = MixtureDensityHead(hidden, components, classes, floor=sigma_floor_px is not None,
+                                       rho_bound=rho_bound)
         # Input units of dx, dy = (pixels - offset_shift) / offset_scale (pixels per unit): set
         # from the DataModule, saved with the checkpoint.
         self.register_buffer("offset_scale", torch.ones(2))
         self.register_buffer("offset_shift", torch.zeros(2))
+        self.set_units(self.offset_shift, self.offset_scale)
         self.points_processed = 0
         self._sums = None
         self.last_sums = None
@@ -81,14 +89,30 @@ class SequenceMDN(L.LightningModule):
         """Offsets (..., 2) in pixels -> input units."""
         return to_units(xy, self.offset_shift, self.offset_scale)
 
+    def set_units(self, shift: torch.Tensor, scale: torch.Tensor) -> None:
+        """Take the data's input units, and express the sigma floor (pixels) in them."""
+        self.offset_shift.copy_(shift)
+        self.offset_scale.copy_(scale)
+        if self.hparams.sigma_floor_px is not None:
+            self.head.log_sigma_min.copy_(torch.log(self.hparams.sigma_floor_px / self.offset_scale))
+
+    @property
+    def log_jacobian(self) -> torch.Tensor:
+        """log |d units / d pixels| of an offset: a density in input units times this is the
+        density in pixels, so NLL in pixels = NLL in units + log(scale_x) + log(scale_y)."""
+        return torch.log(self.offset_scale).sum()
+
     # --- one batch ----------------------------------------------------------------------------
-    def _measure(self, batch, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Loss of a batch and its metric sums (see _SUMS), in pixels where it matters."""
+    def _measure(self, batch, generator: torch.Generator | None = None,
+                 discrete: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss of a batch and its metric sums (see _SUMS), in pixels where it matters;
+        ``discrete`` adds the discretised score (bits)."""
         mixture, _ = self(batch.steps)
         # Step t predicts step t + 1; the last position only feeds the class output.
         prediction = mixture.map(lambda t: t[:, :-1])
         target, mask = batch.steps[:, 1:], batch.mask[:, 1:]
-        loss = self.hparams.prediction_weight * prediction_loss(prediction, target, mask)
+        nll = prediction_loss(prediction, target, mask)
+        loss = self.hparams.prediction_weight * nll
         last = mixture.class_logits[torch.arange(len(batch), device=self.device), batch.lengths - 1]
         if self.hparams.class_loss_weight:  # the class at every step (the transfer task)
             per_step = F.cross_entropy(mixture.class_logits[batch.mask],
@@ -101,11 +125,26 @@ class SequenceMDN(L.LightningModule):
             sampled = self.to_pixels(prediction.sample(generator)[mask])
             expected = self.to_pixels(prediction.mean()[mask])
             n = mask.sum()
-            sums = torch.stack([loss.detach() * n, ((sampled - true_xy) ** 2).sum(),
+            bits = self._bits(prediction, target, mask, true_xy) if discrete else torch.zeros_like(loss)
+            sums = torch.stack([loss.detach() * n, (nll.detach() + self.log_jacobian) * n, bits,
+                                ((sampled - true_xy) ** 2).sum(),
                                 ((expected - true_xy) ** 2).sum(), n.to(loss.dtype),
                                 (last.argmax(-1) == batch.labels).sum().to(loss.dtype),
                                 torch.tensor(float(len(batch)), device=self.device)])
         return loss, sums
+
+    def _bits(self, prediction: Mixture, target: torch.Tensor, mask: torch.Tensor,
+              true_xy: torch.Tensor) -> torch.Tensor:
+        """Sum over real points of -log2 P(step) with every part of a step discrete: the mass of
+        the true offset's pixel cell (offset +- 0.5 px) times the two Bernoulli probabilities.
+        Bounded (P <= 1) and the same in every input unit, unlike a density."""
+        cell = torch.round(true_xy)
+        masked = prediction.map(lambda t: t[mask])
+        log_mass = masked.cell_log_mass(self.to_units(cell - 0.5), self.to_units(cell + 0.5))
+        flags = target[mask][:, 2:]
+        flag_nll = (F.binary_cross_entropy_with_logits(masked.eos_logit, flags[:, 0], reduction="sum")
+                    + F.binary_cross_entropy_with_logits(masked.eod_logit, flags[:, 1], reduction="sum"))
+        return (flag_nll - log_mass.sum()) / math.log(2)
 
     def _where(self) -> str:
         phase = "in training" if self.training else "in evaluation"
@@ -189,9 +228,9 @@ class SequenceMDN(L.LightningModule):
         total = torch.zeros(len(_SUMS), device=self.device)
         for i, batch in enumerate(dataloader):
             if i % world == rank:
-                total += self._measure(batch.to(self.device), generator)[1]
+                total += self._measure(batch.to(self.device), generator, discrete=True)[1]
         self.train(was_training)
-        return summarise(dict(zip(_SUMS, self._sum_over_ranks(total).tolist())), "test")
+        return summarise(dict(zip(_SUMS, self._sum_over_ranks(total).tolist())), "test", discrete=True)
 
     # --- optimisation -------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -203,8 +242,7 @@ class SequenceMDN(L.LightningModule):
         datamodule = getattr(self._trainer, "datamodule", None)
         units_from_data = datamodule is not None and hasattr(datamodule, "offset_scale")
         if units_from_data:
-            self.offset_scale.copy_(datamodule.offset_scale)
-            self.offset_shift.copy_(datamodule.offset_shift)
+            self.set_units(datamodule.offset_shift, datamodule.offset_scale)
         if stage == "fit" and self.hparams.init_from and self.points_processed == 0:
             # A resumed run restores its own weights instead.
             self.load_pretrained(self.hparams.init_from, same_units=units_from_data)
@@ -274,10 +312,15 @@ def rmse_per_coordinate(sq_err: float, points: float) -> float:
     return (sq_err / (2 * max(points, 1.0))) ** 0.5
 
 
-def summarise(sums: dict[str, float], prefix: str) -> dict[str, float]:
-    """Metric sums over points -> the logged means; RMSE in pixels per coordinate."""
+def summarise(sums: dict[str, float], prefix: str, discrete: bool = False) -> dict[str, float]:
+    """Metric sums over points -> the logged means; RMSE in pixels per coordinate. ``loss`` is
+    the training objective (densities in input units); ``nll_px`` the prediction NLL per point
+    with the offset density in pixels (comparable across units); ``bits_per_point`` (with
+    ``discrete``) the discretised score."""
     points, sequences = max(sums["points"], 1.0), max(sums["sequences"], 1.0)
-    return {f"{prefix}/loss": sums["loss"] / points,
+    discretised = {f"{prefix}/bits_per_point": sums["bits"] / points} if discrete else {}
+    return {f"{prefix}/loss": sums["loss"] / points, f"{prefix}/nll_px": sums["nll_px"] / points,
+            **discretised,
             f"{prefix}/rmse_sampled": rmse_per_coordinate(sums["sq_err_sampled"], points),
             f"{prefix}/rmse_expected": rmse_per_coordinate(sums["sq_err_expected"], points),
             f"{prefix}/accuracy": sums["correct"] / sequences}
