@@ -3,10 +3,11 @@
     python -m isl.report runs/multirun/experiment-exp1 [--out DIR] [--xscale log|linear] [--yscale log|linear]
                          [--at 2.5e5,1e6,5e6]
 
-Writes ``<sweep>/report/`` (or ``--out``): ``rmse_sampled.png`` and ``rmse_expected.png`` (one
-panel per batching x model cell, one line per curriculum), ``summary.md`` (the tables, the
-figures, failed and unfinished jobs) and ``summary.csv`` (the table, one row per
-cell and curriculum).
+Writes ``<sweep>/report/`` (or ``--out``): ``rmse_sampled.png``, ``rmse_expected.png``,
+``nll_px.png`` and ``bits_per_point.png`` (one panel per batching x model cell, one line per
+curriculum, the trivial predictors' levels as dashed lines), ``summary.md`` (the tables, the
+reference levels, the figures, warnings, failed and unfinished jobs) and ``summary.csv`` (the
+table, one row per cell and curriculum).
 
 Jobs, their curves and how seeds are aligned: see ``isl.sweeps``.
 
@@ -21,6 +22,16 @@ reports unless named ``expected``):
 - *speed-up*: regular's points to its best / this curriculum's points to reach it;
 - *reduction*: ``100 * (1 - final / regular's final)``, the % reduction of the final test
   RMSE versus ``regular`` (the paper: about 20x and 74% for ``length``).
+
+**The likelihood table**, the proper scores of a mixture-density network, with the same
+columns: ``test/nll_px`` (nats per point, the offset's density in pixels: comparable across
+input units, unbounded below on pixel-grid data) and ``test/bits_per_point`` (the discretised
+score: -log2 of the probability of the true step's pixel cell and flags; bounded, the one to
+compare models by); *vs regular* is the difference of the final values.
+
+**Reference levels** (``reference.json`` of each run, ``isl.data.reference``): what predicting
+no movement, the previous offset or the mean offset, and sampling the training offsets without
+context score on the same test set; listed per cell and drawn in every figure.
 
 **Along the way**, per cell: the seed-mean test RMSE (sampled, and expected value) of each
 curriculum at 1, 2.5 and 5 times the powers of ten points (or ``--at``), and how many times
@@ -44,12 +55,23 @@ import numpy as np
 
 from isl.sweeps import Cell, Curve, aggregate, find_jobs, load_job, mark_variants
 
+LIKELIHOODS = {"nll_px": "NLL (nats/point, pixels)", "bits_per_point": "bits/point (discretised)"}
+REFERENCES = {"zero_rmse": "no movement", "repeat_last_rmse": "repeat the last offset",
+              "mean_rmse": "mean offset", "empirical_sample_rmse": "sample the training offsets",
+              "empirical_nll_px": "training offsets' histogram",
+              "empirical_bits_per_point": "training offsets' histogram"}
+FIGURE_REFERENCES = {  # which trivial levels each figure shows
+    "rmse_sampled": ["zero_rmse", "empirical_sample_rmse"],
+    "rmse_expected": ["zero_rmse", "repeat_last_rmse", "mean_rmse"],
+    "nll_px": ["empirical_nll_px"], "bits_per_point": ["empirical_bits_per_point"]}
 COLUMNS = ["batching", "model", "variant", "curriculum", "seeds", "seed_list", "evaluations",
            "final_points", "final_rmse_mean", "final_rmse_std", "best_rmse", "best_points",
            "points_to_reach_regular_best", "speedup", "final_reduction_pct",
-           "final_rmse_expected_mean", "final_rmse_expected_std", "final_accuracy_mean",
-           "final_accuracy_std", "best_accuracy", "best_accuracy_points",
-           "points_to_reach_scratch_best", "accuracy_gain"]
+           "final_rmse_expected_mean", "final_rmse_expected_std",
+           *(f"{key}_{m}" for m in LIKELIHOODS for key in ("final", "final_std", "best", "best_points",
+                                                            "points_to_reach_regular_best", "vs_regular")),
+           "final_accuracy_mean", "final_accuracy_std", "best_accuracy", "best_accuracy_points",
+           "points_to_reach_scratch_best", "accuracy_gain", *REFERENCES]
 SCRATCH = "from scratch"  # the baseline line of a transfer sweep (task=classify)
 ALONG = {"rmse_sampled": "RMSE (sampled)", "rmse_expected": "RMSE (expected value)", "accuracy": "accuracy"}
 
@@ -81,8 +103,25 @@ def summarise(curves: dict[str, Curve]) -> list[dict]:
             "speedup": regular_points / reach if reach > 0 else math.nan,
             "final_reduction_pct": 100 * (1 - final / regular_final) if regular_final > 0 else math.nan,
             "final_rmse_expected_mean": expected, "final_rmse_expected_std": expected_std,
-            "final_accuracy_mean": accuracy, "final_accuracy_std": accuracy_std})
+            "final_accuracy_mean": accuracy, "final_accuracy_std": accuracy_std,
+            **{k: curve.reference.get(k, math.nan) for k in REFERENCES}})
+        for metric in LIKELIHOODS:
+            rows[-1].update(likelihood_columns(curve, regular, metric))
     return rows
+
+
+def likelihood_columns(curve: Curve, regular: Curve | None, metric: str) -> dict:
+    """The table's columns for a proper score (lower is better), against regular's."""
+    mean = curve.mean(metric)
+    final, final_std = curve.final(metric)
+    if np.isnan(mean).all():  # runs from before the metric existed
+        return {}
+    best = int(np.nanargmin(mean))
+    target = np.nanmin(regular.mean(metric)) if regular else math.nan
+    return {f"final_{metric}": final, f"final_std_{metric}": final_std, f"best_{metric}": float(mean[best]),
+            f"best_points_{metric}": float(curve.points[best]),
+            f"points_to_reach_regular_best_{metric}": curve.first_reaching(target, metric),
+            f"vs_regular_{metric}": final - regular.final(metric)[0] if regular else math.nan}
 
 
 def is_transfer(curves: dict[str, Curve]) -> bool:
@@ -150,6 +189,45 @@ def markdown_table(rows: list[dict], has_regular: bool) -> list[str]:
                    f"{mean_std(r['final_rmse_expected_mean'], r['final_rmse_expected_std'])} | "
                    f"{mean_std(r['final_accuracy_mean'], r['final_accuracy_std'])} |")
     return out
+
+
+def likelihood_table(rows: list[dict], has_regular: bool) -> list[str]:
+    if not any(f"final_{m}" in r for r in rows for m in LIKELIHOODS):
+        return []
+    out = ["| curriculum | " + " | ".join(f"final {label} | best (at points) | points to reach regular's "
+                                         "best | vs regular" for label in LIKELIHOODS.values()) + " |",
+           "| --- |" + " ---: | ---: | ---: | ---: |" * len(LIKELIHOODS)]
+    for r in rows:
+        cells = []
+        for m in LIKELIHOODS:
+            if f"final_{m}" not in r:
+                cells += ["—"] * 4
+                continue
+            vs = r[f"vs_regular_{m}"]
+            cells += [mean_std(r[f"final_{m}"], r[f"final_std_{m}"]),
+                      f"{r[f'best_{m}']:.3f} ({fmt(r[f'best_points_{m}'], 'points')})",
+                      reach_text(r[f"points_to_reach_regular_best_{m}"], has_regular),
+                      "—" if math.isnan(vs) else f"{vs:+.3f}"]
+        out.append(f"| {r['curriculum']} | " + " | ".join(cells) + " |")
+    return out
+
+
+def reference_table(reference: dict) -> list[str]:
+    if not reference:
+        return []
+    keys = [k for k in REFERENCES if k in reference]
+    return [f"Reference levels on the same test set ({reference.get('test_sequences', 0):,} sequences, "
+            f"{reference.get('test_points', 0):,} scored points): what trivial predictors score.", "",
+            "| predictor | metric | level |", "| --- | --- | ---: |",
+            *(f"| {REFERENCES[k]} | {_reference_metric(k)} | {reference[k]:.3f} |" for k in keys), ""]
+
+
+def _reference_metric(key: str) -> str:
+    if key == "empirical_sample_rmse":
+        return "RMSE (sampled)"
+    if key.endswith("_rmse"):
+        return "RMSE (expected value)"
+    return LIKELIHOODS["nll_px" if key.endswith("nll_px") else "bits_per_point"]
 
 
 def transfer_table(rows: list[dict], has_scratch: bool) -> list[str]:
@@ -228,7 +306,13 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", ysca
     for metric, label in (("rmse_sampled", "sampled"), ("rmse_expected", "expected value")):
         figures[metric] = plot_curves(cells, metric, out / f"{metric}.png", xscale=xscale,
                                       title=f"Test RMSE ({label}) per curriculum",
-                                      cell_title=cell_title, yscale=yscale)
+                                      cell_title=cell_title, yscale=yscale,
+                                      references={k: REFERENCES[k] for k in FIGURE_REFERENCES[metric]})
+    for metric, label in LIKELIHOODS.items():
+        figures[metric] = plot_curves(cells, metric, out / f"{metric}.png", xscale=xscale,
+                                      title=f"Test {label} per curriculum", cell_title=cell_title,
+                                      ylabel=f"test {label}",
+                                      references={k: REFERENCES[k] for k in FIGURE_REFERENCES[metric]})
     figures["accuracy"] = plot_curves(cells, "accuracy", out / "accuracy.png", xscale=xscale,
                                       title="Test accuracy (class at the last point)",
                                       cell_title=cell_title, ylabel="test accuracy")
@@ -258,6 +342,12 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", ysca
         else:
             rows = summarise(curves)
             md += [f"## {cell_title(cell)}", "", *markdown_table(rows, "regular" in curves), ""]
+            if likelihood := likelihood_table(rows, "regular" in curves):
+                md += ["Proper scores (lower is better):", "", *likelihood, ""]
+            md += reference_table(next(iter(curves.values())).reference)
+        for curve in curves.values():
+            md += [f"**Warning** ({curve.curriculum}): {w}" for w in curve.warnings]
+            md += [""] if curve.warnings else []
         table += [{"batching": cell[0], "model": cell[1], "variant": cell[2], **r} for r in rows]
         baseline = SCRATCH if is_transfer(curves) else "regular"
         if baseline not in curves:
@@ -267,12 +357,13 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", ysca
             if lines := along_the_way(curves, metric, baseline, marks):
                 md += [f"Along the way: seed-mean test {ALONG[metric]} at selected points.", "", *lines, ""]
     rmse_figures = ["![Test RMSE, sampled](rmse_sampled.png)", "",
-                    "![Test RMSE, expected value](rmse_expected.png)", ""]
+                    "![Test RMSE, expected value](rmse_expected.png)", "",
+                    "![Test NLL in pixels](nll_px.png)", "", "![Test bits per point](bits_per_point.png)", ""]
     accuracy_figure = ["![Test accuracy](accuracy.png)", ""]
     md += ["## Figures", "",
            f"Line: mean over seeds; band: {BAND} over seeds. "
            + ("The evaluation before training (0 points) is off the log axis. " if xscale == "log" else "")
-           + "Dotted: regular's best (seed mean).", "",
+           + "Dotted: regular's best (seed mean); dashed: trivial predictors on the same test set.", "",
            *(accuracy_figure + rmse_figures if transfer else rmse_figures + accuracy_figure)]
     failed = [j for j in jobs if j.error is not None]
     unfinished = [j for j in jobs if not j.finished and j.error is None]
@@ -309,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"report: {out / 'summary.md'}\ntable: {out / 'summary.csv'}\n"
-          f"figures: {out / 'rmse_sampled.png'}, {out / 'rmse_expected.png'}, {out / 'accuracy.png'}")
+          "figures: " + ", ".join(str(out / f"{m}.png") for m in (*ALONG, *LIKELIHOODS)))
     return 0
 
 

@@ -12,18 +12,23 @@ A job is *finished* once it wrote ``result.json`` (last, atomically); one with n
 *unfinished* (killed, pre-empted or still running: the sweep's command, run again, resumes it)
 and is likewise only listed.
 
-**Aggregation over seeds: by evaluation index.** The test set is evaluated at the start, at
-the first batch boundary after every ``budget.eval_every`` points and at the end, so the k-th
-evaluation of every seed falls within one batch of the same point count (one batch is 0.2% of
-the default ``eval_every``). The seeds' k-th values are therefore averaged, and plotted at the
-mean of their point counts; seeds with fewer evaluations (an early stop) cut the curve at the
-shortest. This keeps every plotted value a real measurement, with no interpolation across the
-log-spaced gaps between evaluations.
+**Aggregation over seeds: by evaluation index.** The test set is evaluated at the first
+batch boundary at or past each point of the run's schedule (``isl.callbacks.evaluation_points``
+of its ``budget``), so the k-th evaluation of every seed with the same schedule falls within one
+batch of the same point count. The seeds' k-th values are therefore averaged, and plotted at the
+mean of their point counts; seeds with fewer evaluations cut the curve at the shortest. This
+keeps every plotted value a real measurement, with no interpolation across the gaps between
+evaluations. Seeds whose schedules differ (another ``budget``), or whose evaluation counts
+differ, are still averaged this way but named in ``Curve.warnings``, which the report prints.
+
+**Reference levels**: each run's ``reference.json`` (``isl.data.reference``: what trivial
+predictors score on its test set); a curve carries its first seed's.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-METRICS = ("rmse_sampled", "rmse_expected", "accuracy")
+METRICS = ("rmse_sampled", "rmse_expected", "nll_px", "bits_per_point", "accuracy")
 ORDER = {"curriculum": ["scratch", "regular", "length", "classes", "sequences"],  # "from X" as X
          "batching": ["sequences", "points"], "model": ["lstm", "ffnn"]}
 # Overrides that name the grid's axes or say where things go, never a different configuration.
@@ -57,6 +62,8 @@ class Job:
     finished: bool = False          # result.json written
     evals: dict[str, np.ndarray] | None = None  # "points" and METRICS, one value per test evaluation
     variant: str = ""
+    budget: dict = field(default_factory=dict)     # the config's budget: its evaluation schedule
+    reference: dict = field(default_factory=dict)  # reference.json: trivial predictors' levels
 
 
 def find_jobs(sweep: Path, skip: Path | None = None) -> list[Path]:
@@ -88,6 +95,13 @@ def load_yaml(path: Path) -> dict:
         return {}
 
 
+def load_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def load_job(sweep: Path, directory: Path) -> Job:
     name = directory.relative_to(sweep).as_posix() if directory != sweep else directory.name
     config = load_yaml(directory / ".hydra" / "config.yaml")
@@ -109,6 +123,8 @@ def load_job(sweep: Path, directory: Path) -> Job:
         lines = [ln.strip() for ln in (directory / "error.txt").read_text(errors="replace").splitlines()]
         job.error = next((ln for ln in reversed(lines) if ln), "(empty error.txt)")
     job.evals = read_evals(directory / "metrics.csv")
+    job.budget = config.get("budget") or {}
+    job.reference = load_json(directory / "reference.json")
     job.finished = (directory / "result.json").is_file()
     return job
 
@@ -129,6 +145,8 @@ class Curve:
     seeds: list
     points: np.ndarray                  # mean over seeds of the k-th evaluation's point count
     values: dict[str, np.ndarray]       # metric -> (seeds, evaluations)
+    reference: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def mean(self, metric: str = "rmse_sampled") -> np.ndarray:
         return self.values[metric].mean(axis=0)
@@ -162,5 +180,19 @@ def aggregate(jobs: list[Job]) -> dict[Cell, dict[str, Curve]]:
             n = min(len(j.evals["points"]) for j in members)
             stack = {k: np.stack([j.evals[k][:n] for j in members]) for k in ("points", *METRICS)}
             cells[cell][curriculum] = Curve(curriculum, [j.seed for j in members],
-                                            stack.pop("points").mean(axis=0), stack)
+                                            stack.pop("points").mean(axis=0), stack,
+                                            members[0].reference, schedule_warnings(members))
     return cells
+
+
+def schedule_warnings(members: list[Job]) -> list[str]:
+    """What makes averaging these seeds' k-th evaluations questionable, naming the jobs."""
+    warnings = []
+    if len({json.dumps(j.budget, sort_keys=True) for j in members}) > 1:
+        warnings.append("evaluation schedules differ (budget): " + "; ".join(
+            f"`{j.name}`: {j.budget}" for j in members))
+    counts = [len(j.evals["points"]) for j in members]
+    if len(set(counts)) > 1:
+        warnings.append(f"evaluation counts differ, curves cut at {min(counts)}: " + "; ".join(
+            f"`{j.name}`: {c}" for j, c in zip(members, counts)))
+    return warnings

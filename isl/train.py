@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -12,8 +13,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from isl import rundir
 from isl.callbacks import PointsProgressBar, PointsSchedule
-from isl.checkpoints import AtomicCheckpointIO, PointsCheckpoint
+from isl.checkpoints import AtomicCheckpointIO, PointsCheckpoint, atomic_write
 from isl.data.datamodule import StrokeDataModule
+from isl.data.reference import for_datamodule
 from isl.data.summary import describe
 from isl.devices import device_slot, trainer_devices
 from isl.loggers import build_loggers
@@ -22,6 +24,7 @@ from isl.viz.strokes import save_grid
 
 log = logging.getLogger(__name__)
 TASKS = ("predict", "classify", "data")
+REFERENCE = "reference.json"  # the test set's reference levels (isl.data.reference), read by isl.report
 # What each training task optimises (model.prediction_weight, model.class_loss_weight).
 LOSS_WEIGHTS = {"predict": {}, "classify": {"prediction_weight": 0.0, "class_loss_weight": 1.0}}
 
@@ -68,6 +71,10 @@ def train(cfg: DictConfig, out_dir: Path) -> str:
     if start.checkpoint is not None:
         log.info("Resuming from %s at %s sequence points", start.checkpoint, f"{start.points:,}")
     loggers = build_loggers(cfg, out_dir, resume_step=start.step)
+    reference = out_dir / REFERENCE
+    if not reference.exists():  # what trivial predictors score on this run's test set
+        dm.prepare_data()
+        atomic_write(reference, json.dumps(for_datamodule(dm), indent=1) + "\n")
     # Order matters: a checkpoint is taken after the curriculum and the evaluation of its step.
     callbacks = [curriculum, schedule, checkpoints, PointsProgressBar(cfg.budget.points)]
     if cfg.viz.density_every:

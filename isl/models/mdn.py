@@ -66,17 +66,28 @@ class Mixture:
 
         Per component, P = int_{x in cell} N(x) P(y in cell | x) dx, with y | x normal
         (mean mu_y + rho sigma_y z_x, sd sigma_y sqrt(1 - rho^2)); the outer integral over the
-        standardised z_x, clipped to |z_x| <= 8, by Gauss-Legendre quadrature on _NODES nodes.
-        Error against a brute-force integration: tests/test_models.py.
+        standardised z_x, clipped to |z_x| <= 8 and to where y | x can reach the cell, by
+        Gauss-Legendre quadrature on 16 nodes. Against scipy's bivariate normal CDF (300 random
+        components, |rho| < 0.999): exact to 1e-9 bits for sigma >= 0.34 cell widths (isl's
+        floor), < 0.001 bits for sigma >= 0.05, < 0.04 bits down to 0.001 (no floor). Against
+        a brute-force integration: tests/test_models.py.
         """
         sigma = self.log_sigma.exp()
         za = ((low.unsqueeze(-2) - self.mu) / sigma).clamp(-_Z_CLIP, _Z_CLIP)  # (..., K, 2)
         zb = ((high.unsqueeze(-2) - self.mu) / sigma).clamp(-_Z_CLIP, _Z_CLIP)
         nodes, weights = _gauss_legendre(_NODES, low.dtype, low.device)
-        half = (zb[..., 0] - za[..., 0]) / 2                                       # (..., K)
-        zx = (za[..., 0] + half).unsqueeze(-1) + half.unsqueeze(-1) * nodes        # (..., K, N)
-        rho = self.rho.unsqueeze(-1)
-        spread = torch.sqrt(1 - rho ** 2)
+        rho, spread = self.rho, torch.sqrt(1 - self.rho ** 2)
+        # Where y | x can reach the cell at all: rho z_x within the y-cell's z-range +- 8 spread.
+        reach_lo = torch.minimum(za[..., 1] - _Z_CLIP * spread, zb[..., 1] + _Z_CLIP * spread)
+        reach_hi = torch.maximum(za[..., 1] - _Z_CLIP * spread, zb[..., 1] + _Z_CLIP * spread)
+        lo_x, hi_x = za[..., 0], zb[..., 0]
+        strong = rho.abs() > 1e-3
+        by_rho = torch.stack([reach_lo, reach_hi]) / torch.where(strong, rho, torch.ones_like(rho))
+        lo_x = torch.where(strong, torch.maximum(lo_x, by_rho.min(0).values), lo_x)
+        hi_x = torch.where(strong, torch.minimum(hi_x, by_rho.max(0).values), hi_x).clamp_min(lo_x)
+        half = (hi_x - lo_x) / 2                                                   # (..., K)
+        zx = (lo_x + half).unsqueeze(-1) + half.unsqueeze(-1) * nodes              # (..., K, N)
+        rho, spread = rho.unsqueeze(-1), spread.unsqueeze(-1)
         cond = (_std_normal_cdf((zb[..., 1:2] - rho * zx) / spread)
                 - _std_normal_cdf((za[..., 1:2] - rho * zx) / spread))
         density = torch.exp(-0.5 * zx ** 2) / math.sqrt(2 * math.pi)
@@ -107,7 +118,7 @@ class Mixture:
         return mu + sigma * torch.stack([z[..., 0], z2], dim=-1)
 
 
-_NODES, _Z_CLIP, _MASS_MIN = 48, 8.0, 1e-30
+_NODES, _Z_CLIP, _MASS_MIN = 16, 8.0, 1e-30
 
 
 def _gauss_legendre(n: int, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,8 +15,11 @@ COLORS = {"regular": "black", "length": "tab:red", "classes": "tab:blue", "seque
 
 
 def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title: str = "",
-                cell_title=str, ylabel: str = "test RMSE (pixels)", yscale: str = "linear") -> Path:
-    """Plot ``cells`` ({cell: {curriculum: Curve}}, as ``isl.sweeps.aggregate`` returns) to ``path``."""
+                cell_title=str, ylabel: str = "test RMSE (pixels)", yscale: str = "linear",
+                references: dict[str, str] | None = None) -> Path:
+    """Plot ``cells`` ({cell: {curriculum: Curve}}, as ``isl.sweeps.aggregate`` returns) to
+    ``path``. ``references`` ({key of Curve.reference: label}) are drawn as labelled dashed
+    horizontal lines: what trivial predictors score on the same test set."""
     n = len(cells)
     cols = 1 if n == 1 else 2 if n <= 4 else math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
@@ -34,6 +37,13 @@ def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title
                                 alpha=0.2, linewidth=0)
         if "regular" in curves and metric != "accuracy":
             ax.axhline(curves["regular"].mean(metric).min(), color="gray", linestyle=":", linewidth=1)
+        reference = next(iter(curves.values())).reference
+        for key, label in (references or {}).items():
+            if key in reference:
+                ax.axhline(reference[key], color="tab:purple", linestyle="--", linewidth=0.8)
+                ax.annotate(f"{label}: {reference[key]:.3g}", (0.01, reference[key]),
+                            xycoords=("axes fraction", "data"), fontsize=7, color="tab:purple",
+                            va="bottom")
         ax.set_xscale(xscale)
         ax.set_yscale(yscale)
         if yscale == "log":  # plain numbers at 1, 2, 3, 5, 10, ...: RMSEs span a decade or two
@@ -50,6 +60,7 @@ def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title
     for ax in axes[:, 0]:
         ax.set_ylabel(ylabel + (" (log scale)" if yscale == "log" else ""))
     best = "; dotted: regular's best" if metric != "accuracy" else ""
+    best += "; dashed: trivial predictors" if references else ""
     fig.suptitle(f"{title}\nline: mean over seeds; band: {BAND} over seeds{best}",
                  fontsize=11 if cols > 1 else 10)
     fig.tight_layout()
