@@ -44,7 +44,8 @@ def build_datamodule(cfg: DictConfig) -> StrokeDataModule:
                             num_test=data.num_test, max_length=data.max_length,
                             batching=OmegaConf.to_container(cfg.batching, resolve=True),
                             test_batch_size=data.test_batch_size, seed=cfg.seed,
-                            scaling=data.scaling)
+                            scaling=data.scaling, offset_min=data.offset_min,
+                            offset_range=data.offset_range)
 
 
 def run(cfg: DictConfig, out_dir: Path) -> str:

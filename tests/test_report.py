@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import subprocess
@@ -17,15 +18,17 @@ from matplotlib.image import imread
 from conftest import MNIST_DIR, REPO, needs_mnist
 from isl import report
 
-COLUMNS = ["curriculum/stage", "lr", "points", "step", "test/accuracy", "test/loss",
-           "test/rmse_expected", "test/rmse_sampled", "time/eval_sec", "time/wall_sec",
+COLUMNS = ["curriculum/stage", "lr", "points", "step", "test/accuracy", "test/loss", "test/nll_px",
+           "test/bits_per_point", "test/rmse_expected", "test/rmse_sampled", "time/eval_sec", "time/wall_sec",
            "train/accuracy", "train/loss", "train/rmse_expected", "train/rmse_sampled"]
 
 
 def write_job(sweep: Path, num: int, curriculum: str, batching: str, model: str, seed: int,
               points=None, rmse=None, error: str | None = None, extra: tuple = (),
-              finished: bool = True, source: str | None = None, accuracy=None) -> Path:
-    """A job directory as Hydra and the CSV logger write it; expected RMSE is half the sampled.
+              finished: bool = True, source: str | None = None, accuracy=None,
+              budget: dict | None = None) -> Path:
+    """A job directory as Hydra and the CSV logger write it; expected RMSE is half the sampled,
+    NLL in pixels a tenth of it minus 1, bits a fifth; ``reference.json`` holds REFERENCE.
     With ``source``, a classifier of a transfer sweep started from that predictor."""
     overrides = [f"curriculum={curriculum}", f"batching={batching}", f"model={model}",
                  f"seed={seed}", "experiment=grid", *extra]
@@ -34,7 +37,7 @@ def write_job(sweep: Path, num: int, curriculum: str, batching: str, model: str,
     (job / ".hydra").mkdir(parents=True)
     config = {"batching": {"by": batching}, "model": {"network": model},
               "curriculum": {"_target_": f"isl.curricula.{curriculum}.{curriculum.title()}"},
-              "seed": seed, "budget": {"points": 4000, "eval_every": 1000}}
+              "seed": seed, "budget": budget or {"points": 4000, "eval_every": 1000}}
     if source:
         config.update(task="classify", transfer={"source": source})
     (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
@@ -55,8 +58,10 @@ def write_job(sweep: Path, num: int, curriculum: str, batching: str, model: str,
                                      "train/loss": 1.0, "train/rmse_sampled": r + 0.5,
                                      "train/rmse_expected": r / 2, "train/accuracy": 0.1})
                 writer.writerow({"points": float(p), "step": step, "test/loss": 1.0, "test/accuracy": a,
+                                 "test/nll_px": r / 10 - 1, "test/bits_per_point": r / 5,
                                  "test/rmse_sampled": r, "test/rmse_expected": r / 2,
                                  "time/eval_sec": 0.1, "time/wall_sec": step})
+        (job / "reference.json").write_text(json.dumps(REFERENCE))
     if error:
         (job / "error.txt").write_text(f"Traceback (most recent call last):\n  File x\n{error}\n\n")
     elif finished and points is not None:
@@ -65,6 +70,9 @@ def write_job(sweep: Path, num: int, curriculum: str, batching: str, model: str,
 
 
 P1, P2 = [0, 1000, 2000, 3000, 4000], [0, 1010, 2020, 3030, 4040]
+REFERENCE = {"test_sequences": 5000, "test_points": 192197, "zero_rmse": 0.958, "repeat_last_rmse": 1.016,
+             "mean_rmse": 0.948, "empirical_sample_rmse": 1.353, "empirical_bits_per_point": 3.359,
+             "empirical_nll_px": 2.328}
 
 
 @pytest.fixture
@@ -128,6 +136,42 @@ def test_table_numbers_match_hand_computed_values(sweep):
     assert slow["points_to_reach_regular_best"] == "" and slow["speedup"] == ""
     assert float(slow["final_reduction_pct"]) == pytest.approx(-200.0)
     assert float(rows["points", "regular"]["points_to_reach_regular_best"]) == pytest.approx(4020)
+
+
+def test_proper_scores_and_reference_levels_beside_every_rmse(sweep):
+    out = report.write_report(sweep)
+    rows = rows_of(out)
+    regular, length = rows["sequences", "regular"], rows["sequences", "length"]
+    # NLL = RMSE / 10 - 1: regular's final mean (4 + 6) / 20 - 1 = -0.5, length's 1 / 10 - 1 = -0.9
+    assert float(regular["final_nll_px"]) == pytest.approx(-0.5)
+    assert float(length["final_nll_px"]) == pytest.approx(-0.9)
+    assert float(length["vs_regular_nll_px"]) == pytest.approx(-0.4)
+    assert float(length["points_to_reach_regular_best_nll_px"]) == pytest.approx(1005)
+    assert float(length["final_bits_per_point"]) == pytest.approx(0.2)
+    assert float(regular["zero_rmse"]) == pytest.approx(0.958)
+    md = (out / "summary.md").read_text()
+    cell = md.split("## lstm, batching=sequences")[1].split("## lstm, batching=points")[0]
+    assert "| length | -0.900 ± 0.000 | -0.900 (4,020) | 1,005 | -0.400 | 0.200 ± 0.000 |" in cell
+    assert "| no movement | RMSE (expected value) | 0.958 |" in cell
+    assert "| sample the training offsets | RMSE (sampled) | 1.353 |" in cell
+    assert "| training offsets' histogram | bits/point (discretised) | 3.359 |" in cell
+    assert "(5,000 sequences, 192,197 scored points)" in cell
+    assert "**Warning**" not in md                               # seeds on one schedule
+    for name in ("rmse_sampled", "rmse_expected", "nll_px", "bits_per_point"):
+        assert non_white_fraction(out / f"{name}.png") > 0.01 and f"]({name}.png)" in md
+
+
+def test_seeds_on_different_schedules_are_named_not_averaged_silently(tmp_path):
+    sweep = tmp_path / "sweep"
+    write_job(sweep, 0, "regular", "sequences", "lstm", 1, P1, [10, 8, 6, 5, 4])
+    write_job(sweep, 1, "regular", "sequences", "lstm", 2, [0, 500, 1000, 1500, 2000, 2500],
+              [10, 9, 8, 7, 6, 5], budget={"points": 4000, "eval_every": 500})
+    md = (report.write_report(sweep) / "summary.md").read_text()
+    warnings = [line for line in md.splitlines() if line.startswith("**Warning** (regular)")]
+    assert len(warnings) == 2
+    assert "schedules differ" in warnings[0] and "eval_every': 500" in warnings[0]
+    assert "counts differ, curves cut at 5" in warnings[1]
+    assert all("0-" in w and "1-" in w for w in warnings)        # both jobs named
 
 
 def test_along_the_way_tables_read_the_gap_at_each_mark(sweep):

@@ -45,7 +45,7 @@ class StrokeBatch:
                                 for f in fields(self) if isinstance(getattr(self, f.name), torch.Tensor)})
 
 
-SCALINGS = ("range", "std")
+SCALINGS = ("range", "std", "fixed")
 
 
 def to_units(xy, shift, scale):
@@ -74,13 +74,16 @@ class _Indices(Dataset):
 class StrokeDataModule(L.LightningDataModule):
     def __init__(self, source: StrokeSource, num_train: int | None = 10_000, num_test: int | None = 5_000,
                  max_length: int = 100, batching: dict | None = None, test_batch_size: int = 500,
-                 seed: int = 0, scaling: str = "range"):
+                 seed: int = 0, scaling: str = "range", offset_min: float = -22.6,
+                 offset_range: float = 55.2):
         super().__init__()
         if scaling not in SCALINGS:
             raise ValueError(f"data.scaling must be one of {SCALINGS}, got {scaling!r}")
         for key, value in (("num_train", num_train), ("num_test", num_test)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"data.{key} must be a positive integer or null (all), got {value!r}")
+        if scaling == "fixed" and not (isinstance(offset_range, (int, float)) and offset_range > 0):
+            raise ValueError(f"data.offset_range must be a number > 0 (pixels), got {offset_range!r}")
         if not isinstance(max_length, int) or max_length < 2:
             raise ValueError(f"data.max_length must be an integer >= 2, got {max_length!r}")
         self.source = source
@@ -94,6 +97,7 @@ class StrokeDataModule(L.LightningDataModule):
         self.test_batch_size = test_batch_size
         self.seed = seed
         self.scaling = scaling
+        self.offset_min, self.offset_range = offset_min, offset_range
         self.curriculum = CurriculumState()
         self.train: StrokeSet | None = None
         self.test: StrokeSet | None = None
@@ -120,6 +124,8 @@ class StrokeDataModule(L.LightningDataModule):
             # and dy (-22.6 and 55.2 there, from the full MNIST stroke set): offsets in [0, 1].
             low, high = offsets.min(), offsets.max()
             shift, scale = np.full(2, low), np.full(2, high - low)
+        elif self.scaling == "fixed":  # the paper's code as run: its own full-set numbers
+            shift, scale = np.full(2, self.offset_min), np.full(2, self.offset_range)
         else:  # "std": unit spread per coordinate, no shift
             shift, scale = np.zeros(2), offsets.std(axis=0)
         self.offset_shift = torch.tensor(shift, dtype=torch.float32)

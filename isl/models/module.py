@@ -29,7 +29,7 @@ class SequenceMDN(L.LightningModule):
                  lr_decay: float = 0.99995, grad_clip: float | None = 10.0,
                  prediction_weight: float = 1.0, class_loss_weight: float = 0.0,
                  init_from: str | None = None, sigma_floor_px: float | None = SIGMA_FLOOR_PX,
-                 rho_bound: float = RHO_BOUND):
+                 rho_bound: float = RHO_BOUND, max_weight_penalty: float = 0.0, init: str = "torch"):
         super().__init__()
         if network not in BACKBONES:
             raise ValueError(f"model.network must be one of {sorted(BACKBONES)}, got {network!r}")
@@ -45,6 +45,11 @@ class SequenceMDN(L.LightningModule):
             raise ValueError(f"model.sigma_floor_px must be > 0 (pixels) or null (no floor), got {sigma_floor_px!r}")
         if not (isinstance(rho_bound, (int, float)) and 0 < rho_bound < 1):
             raise ValueError(f"model.rho_bound must be in (0, 1), got {rho_bound!r}")
+        if isinstance(max_weight_penalty, bool) or not isinstance(max_weight_penalty, (int, float)) \
+                or max_weight_penalty < 0:
+            raise ValueError(f"model.max_weight_penalty must be a number >= 0, got {max_weight_penalty!r}")
+        if init not in INITS:
+            raise ValueError(f"model.init must be one of {INITS}, got {init!r}")
         if prediction_weight == 0 and class_loss_weight == 0:
             raise ValueError("model.prediction_weight and model.class_loss_weight are both 0: nothing to learn")
         self.save_hyperparameters()
@@ -60,6 +65,8 @@ class SequenceMDN(L.LightningModule):
         self.register_buffer("offset_scale", torch.ones(2))
         self.register_buffer("offset_shift", torch.zeros(2))
         self.set_units(self.offset_shift, self.offset_scale)
+        if init == "tf":
+            tf_initialise(self)
         self.points_processed = 0
         self._sums = None
         self.last_sums = None
@@ -153,6 +160,8 @@ class SequenceMDN(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         loss, sums = self._measure(batch)
+        if self.hparams.max_weight_penalty:
+            loss = loss + self.hparams.max_weight_penalty * self._max_weight()
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
@@ -166,6 +175,23 @@ class SequenceMDN(L.LightningModule):
         self._sums = sums if self._sums is None else self._sums + sums
         if (batch_idx + 1) % self.trainer.log_every_n_steps == 0:
             self._log_train()
+
+    def _max_weight(self) -> torch.Tensor:
+        """The paper's code's ``max_weight_regularization`` (model.py getRegularizationTerm):
+        max(0, the largest element of any trainable variable whose TF name contains no "Bias").
+        Its LSTM and hidden-layer biases are named "biases"/"bias" (lower case), so only the
+        output layer's bias is left out. Signed, not absolute, as written there."""
+        largest = torch.stack([self._as_tf_variable(name, p).max() for name, p in self.named_parameters()
+                               if name != "head.linear.bias"])
+        return largest.max().clamp_min(0)
+
+    def _as_tf_variable(self, name: str, p: torch.Tensor) -> torch.Tensor:
+        """The parameter as the paper's TF variable holds it: with init=tf the forget gate's
+        constant 1.0 lives in ``bias_ih`` here and in the cell there."""
+        if self.hparams.init != "tf" or not name.startswith("backbone.lstm.bias_ih"):
+            return p
+        hidden = self.backbone.lstm.hidden_size
+        return torch.cat([p[:hidden], p[hidden:2 * hidden] - 1.0, p[2 * hidden:]])
 
     def last_batch_error(self) -> tuple[float, int]:
         """(sum of squared sampled-offset errors in pixels over both coordinates, real points) of
@@ -299,6 +325,38 @@ def _with_offset_shift(weights: dict) -> dict:
     if "offset_shift" in weights or "offset_scale" not in weights:
         return weights
     return {**weights, "offset_shift": torch.zeros_like(weights["offset_scale"])}
+
+
+INITS = ("torch", "tf")
+
+
+def tf_initialise(net: SequenceMDN) -> None:
+    """The paper's code's initial weights (TF 1.x ``tf.get_variable`` defaults, no
+    ``useInitializers``): Glorot-uniform for every weight and for the output layer's and the
+    feedforward layers' biases (a 1-D variable has fan-in = fan-out = its size), zero LSTM
+    biases with BasicLSTMCell's forget bias of 1.0 (added in the cell there, put in the bias
+    here: the same function). An LSTM layer's kernel is one [input + hidden, 4 hidden] matrix
+    in TF, so its Glorot limit is taken over that shape."""
+    def glorot(t: torch.Tensor, fan_in: int, fan_out: int) -> None:
+        limit = math.sqrt(6 / (fan_in + fan_out))
+        torch.nn.init.uniform_(t, -limit, limit)
+
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.startswith("backbone.lstm."):
+                hidden = net.backbone.lstm.hidden_size
+                if name.startswith("backbone.lstm.weight"):
+                    layer = int(name.rsplit("l", 1)[1])
+                    inputs = net.backbone.lstm.input_size if layer == 0 else hidden
+                    glorot(p, inputs + hidden, 4 * hidden)
+                else:  # bias_ih and bias_hh: their sum is the cell's bias
+                    p.zero_()
+                    if name.startswith("backbone.lstm.bias_ih"):
+                        p[hidden:2 * hidden] = 1.0  # PyTorch's gate order: input, forget, cell, output
+            elif p.dim() == 2:
+                glorot(p, p.shape[1], p.shape[0])
+            else:
+                glorot(p, len(p), len(p))
 
 
 def _rounded(tensors: list[torch.Tensor]) -> list:

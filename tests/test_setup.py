@@ -1,0 +1,112 @@
+"""setup=original: the paper's code's details, each under its own key, and the ablation that
+reverts them one at a time."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from isl.baselines import compose
+from isl.data.datamodule import StrokeDataModule
+from isl.models.module import SequenceMDN
+
+ORIGINAL = {"data.scaling": "fixed", "data.offset_min": -22.6, "data.offset_range": 55.2,
+            "model.sigma_floor_px": None, "model.rho_bound": 0.95, "model.max_weight_penalty": 0.25,
+            "model.init": "tf", "batching.bucket": 1}
+REVERTED = {"units": {"data.scaling": "range"},
+            "mixture": {"model.sigma_floor_px": 0.34, "model.rho_bound": 0.999},
+            "penalty": {"model.max_weight_penalty": 0.0}, "init": {"model.init": "torch"},
+            "batching": {"batching.bucket": 50}}
+
+
+def flat(*overrides) -> dict:
+    cfg = OmegaConf.to_container(compose(list(overrides)), resolve=False)
+    out = {}
+
+    def walk(node, prefix):
+        for k, v in node.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                out[f"{prefix}{k}"] = v
+    walk(cfg, "")
+    return out
+
+
+@pytest.mark.parametrize("experiment", ["exp1", "exp2", "exp3", "grid", "smoke", "ablation"])
+def test_setup_original_composes_with_every_experiment(experiment):
+    cfg = flat(f"experiment={experiment}", "setup=original")
+    assert {k: cfg[k] for k in ORIGINAL} == ORIGINAL
+    isl = flat(f"experiment={experiment}", "setup=isl")
+    assert isl["data.scaling"] == "range" and isl["model.init"] == "torch"
+    assert isl["model.sigma_floor_px"] == 0.34 and isl["batching.bucket"] == 50
+
+
+@pytest.mark.parametrize("revert", sorted(REVERTED))
+def test_each_revert_changes_only_its_own_keys(revert):
+    original, reverted, isl = flat("setup=original"), flat("setup=original", f"revert={revert}"), flat()
+    changed = {k for k in original if original[k] != reverted[k]}
+    assert changed == set(REVERTED[revert])
+    assert all(reverted[k] == isl[k] == v for k, v in REVERTED[revert].items())
+
+
+def test_the_ablation_sweeps_every_revert_for_regular_and_length():
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    from isl.baselines import ROOT
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = hydra_compose("config", ["experiment=ablation"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    assert set(params.revert.split(",")) == {"none", *REVERTED}
+    assert params.curriculum == "regular,length" and len(params.seed.split(",")) >= 3
+    assert cfg.budget.points >= 2_000_000
+
+
+def test_fixed_units_are_the_original_numbers(real_source):
+    dm = StrokeDataModule(real_source, num_train=300, num_test=50, scaling="fixed")
+    dm.setup()
+    assert dm.offset_shift.tolist() == pytest.approx([-22.6, -22.6])
+    assert dm.offset_scale.tolist() == pytest.approx([55.2, 55.2])
+    with pytest.raises(ValueError, match="data.offset_range"):
+        StrokeDataModule(real_source, scaling="fixed", offset_range=0)
+
+
+def test_tf_initialisation_matches_tf_1_defaults():
+    torch.manual_seed(0)
+    net = SequenceMDN(init="tf")
+    lstm, hidden = net.backbone.lstm, 200
+    limit0 = math.sqrt(6 / ((4 + hidden) + 4 * hidden))       # TF kernel [input + hidden, 4 hidden]
+    for name in ("weight_ih_l0", "weight_hh_l0"):
+        w = getattr(lstm, name)
+        assert w.abs().max() <= limit0 and w.abs().max() > 0.95 * limit0
+    forget = slice(hidden, 2 * hidden)
+    assert (lstm.bias_ih_l0[forget] == 1).all() and (lstm.bias_hh_l0 == 0).all()
+    assert lstm.bias_ih_l0[:hidden].abs().max() == 0
+    bias = net.head.linear.bias                                # a 1-D Glorot: limit sqrt(3 / n)
+    assert bias.abs().max() <= math.sqrt(3 / len(bias)) and bias.abs().max() > 0.5 * math.sqrt(3 / len(bias))
+
+
+def test_the_max_weight_penalty_is_the_original_s_term():
+    """0.25 x max(0, the largest element of every variable but the output bias), with init=tf's
+    forget constant not counted (it is not a variable there); its gradient reaches that element."""
+    torch.manual_seed(0)
+    net = SequenceMDN(init="tf", max_weight_penalty=0.25)
+    with torch.no_grad():
+        net.head.linear.bias[0] = 5.0                         # excluded: the output bias
+        net.backbone.lstm.weight_hh_l1[3, 7] = 0.9            # the largest counted element
+    term = net._max_weight()
+    assert term.item() == pytest.approx(0.9)
+    term.backward()
+    grad = net.backbone.lstm.weight_hh_l1.grad
+    assert grad[3, 7] == 1 and grad.abs().sum() == 1
+    with torch.no_grad():
+        for p in net.parameters():
+            p.clamp_(max=-0.1)
+    assert net._max_weight().item() == 0.0                    # max(0, ...), as in the original
+    with pytest.raises(ValueError, match="model.max_weight_penalty"):
+        SequenceMDN(max_weight_penalty=-1)
+    with pytest.raises(ValueError, match="model.init"):
+        SequenceMDN(init="keras")
