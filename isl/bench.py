@@ -12,7 +12,8 @@ that does no work (``floor_ms_per_step``): no LightningModule can beat
 ``best_ratio`` = bare / (bare + floor) on this machine.
 
 ``real``: real points/s of the Lightning Trainer on real batches (the first 10,000 training
-sequences, 50 per batch), with and without length bucketing, and the share of padding in each.
+sequences, 50 per batch): random batches (bucket 1), stratified bucketing (the default) and
+bucketing by length alone, with the share of padding in each.
 """
 
 from __future__ import annotations
@@ -119,8 +120,11 @@ def real_benchmark(args) -> dict:
 
     source = MnistSource(search_dirs=[args.mnist_dir] if args.mnist_dir else [], data_dir=args.data_dir)
     result = {"model": args.model, "steps": args.steps}
-    for bucket in (1, args.bucket):
-        dm = StrokeDataModule(source, batching={"by": "sequences", "size": 50, "bucket": bucket})
+    variants = {"random": (1, "stratified"), "stratified": (args.bucket, "stratified"),
+                "length": (args.bucket, "length")}
+    for variant, (bucket, sort) in variants.items():
+        dm = StrokeDataModule(source, batching={"by": "sequences", "size": 50, "bucket": bucket,
+                                                "bucket_sort": sort})
         dm.setup()
         loader = iter(dm.train_dataloader())
         batches = [next(loader) for _ in range(args.steps + args.warmup)]
@@ -137,8 +141,8 @@ def real_benchmark(args) -> dict:
                                 enable_model_summary=False, limit_val_batches=0)
             trainer.fit(model, datamodule=_Batches(batches))
             seconds.append(timer.end - timer.start)
-        result[f"bucket{bucket}"] = {"points_per_sec": round(points / statistics.median(seconds)),
-                                     "padding_share": round(1 - points / padded, 3)}
+        result[variant] = {"points_per_sec": round(points / statistics.median(seconds)),
+                           "padding_share": round(1 - points / padded, 3)}
     return result
 
 
