@@ -32,7 +32,7 @@ class PointsSchedule(L.Callback):
                 raise ValueError(f"{key} must be a positive integer, got {value!r}")
         if isinstance(evals_per_decade, bool) or not isinstance(evals_per_decade, int) or evals_per_decade < 0:
             raise ValueError(f"budget.evals_per_decade must be an integer >= 0, got {evals_per_decade!r}")
-        self.budget = budget
+        self.budget, self.eval_every = budget, eval_every
         self.points = evaluation_points(budget, eval_every, evals_per_decade)
         self.next_eval = 0
         self.started = None

@@ -49,19 +49,26 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class PointsCheckpoint(L.Callback):
-    """Saves ``<dirpath>/last.ckpt`` every ``every_points`` training points and at the end.
+    """Saves ``<dirpath>/last.ckpt`` every ``every_points`` training points and at the end;
+    without ``dirpath``, in ``checkpoints/`` of the trainer's log directory (as Lightning's
+    ModelCheckpoint), which isl.cli resumes from.
 
     Metrics buffered by the loggers are flushed first, so the CSV holds every row up to the
     checkpoint. The global random-number state goes with it: training draws the sampled-RMSE
     points (which the curricula decide on) from torch's global generator.
     """
 
-    def __init__(self, dirpath: Path, every_points: int):
+    def __init__(self, every_points: int, dirpath: Path | None = None):
         if isinstance(every_points, bool) or not isinstance(every_points, int) or every_points < 1:
             raise ValueError(f"checkpoint.every_points must be a positive integer, got {every_points!r}")
-        self.path, self.every_points = Path(dirpath) / LAST, every_points
+        self.path = None if dirpath is None else Path(dirpath) / LAST
+        self.every_points = every_points
         self.next_save = every_points
         self._rng: dict | None = None
+
+    def setup(self, trainer, module, stage: str) -> None:
+        if self.path is None:
+            self.path = Path(trainer.log_dir) / "checkpoints" / LAST
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if module.points_processed >= self.next_save:

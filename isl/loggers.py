@@ -44,26 +44,31 @@ _NAME_LIMIT = 128  # W&B limits run names and groups to 128 characters, tags to 
 
 
 def build_loggers(cfg: DictConfig, out_dir: Path, resume_step: int | None = None) -> list[Logger]:
-    """CSV into ``out_dir/metrics.csv``, plus W&B when ``cfg.logger.wandb`` is set.
-
-    A run resumed from the checkpoint at optimizer step ``resume_step`` keeps the CSV rows up to
-    it; the later ones (written before the run was killed) are dropped, to be logged again."""
+    """CSV into ``out_dir/metrics.csv`` (see ``resume_csv``), plus W&B when ``cfg.logger.wandb``
+    is set."""
     csv_logger = CSVLogger(save_dir=out_dir, name="", version="")
-    # Lightning warns that the directory holds files and that an old metrics.csv "will be
-    # deleted": the directory always holds the run's config, and the rows worth keeping are
-    # kept just below, so the warning would only alarm.
-    warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
-    metrics = Path(out_dir) / "metrics.csv"
-    kept = _rows_until(metrics, resume_step) if resume_step is not None and metrics.is_file() else []
-    if kept:
-        writer = csv_logger.experiment  # Lightning's writer removes the old file on creation
-        writer.metrics = kept
-        writer.save()
+    resume_csv(csv_logger, resume_step)
     loggers: list[Logger] = [csv_logger]
     wandb_cfg = OmegaConf.select(cfg, "logger.wandb", default=None)
     if wandb_cfg is not None:
         loggers.append(build_wandb_logger(cfg, out_dir))
     return loggers
+
+
+def resume_csv(csv_logger: CSVLogger, resume_step: int | None) -> None:
+    """Before anything is logged: a run resumed from the checkpoint at optimizer step
+    ``resume_step`` keeps the CSV rows up to it; the later ones (written before the run was
+    killed) are dropped, to be logged again."""
+    # Lightning warns that the directory holds files and that an old metrics.csv "will be
+    # deleted": the directory always holds the run's config, and the rows worth keeping are
+    # kept just below, so the warning would only alarm.
+    warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
+    metrics = Path(csv_logger.log_dir) / "metrics.csv"
+    kept = _rows_until(metrics, resume_step) if resume_step is not None and metrics.is_file() else []
+    if kept:
+        writer = csv_logger.experiment  # Lightning's writer removes the old file on creation
+        writer.metrics = kept
+        writer.save()
 
 
 def _rows_until(path: Path, step: int) -> list[dict]:

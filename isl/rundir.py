@@ -1,14 +1,16 @@
 """A run's directory and what starting a run there means: a fresh start, a resume from its last
 checkpoint (the same command after a kill or a pre-emption), or nothing to do (it finished).
 
-The directory is named by the command line's overrides (``isl.config.run_name``), so the same
-command finds the same directory. What the run was started with is kept in
-``run-config.yaml``; a directory is never resumed with a config that would change the results.
+Under run.py the directory is named by the command line's overrides (``isl.config.run_name``),
+under isl.cli by its logger (``runs/cli/<name>``), so the same command finds the same directory.
+What the run was started with is kept in ``run-config.yaml``; a directory is never resumed with
+a config that would change the results.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from isl.checkpoints import LAST, atomic_write
 from isl.loggers import redact
 
+log = logging.getLogger(__name__)
 RUN_CONFIG = "run-config.yaml"
 RESULT = "result.json"
 ERROR = "error.txt"
@@ -26,6 +29,8 @@ ERROR = "error.txt"
 # hardware, and how long it goes on (a longer budget extends a finished run).
 NEUTRAL = ("paths", "logger", "trainer", "viz", "checkpoint", "name", "transfer", "budget",
            "data.mnist_dir", "data.search_dirs", "data.download", "data.source", "data.path")
+
+
 def results_config(cfg: DictConfig) -> dict:
     """The part of the config that decides a run's results (credential-like values redacted:
     it is written to ``run-config.yaml``)."""
@@ -54,14 +59,15 @@ class Start:
     checkpoint: Path | None = None   # resume from here
     step: int | None = None          # the checkpoint's optimizer step (metrics after it are redone)
     points: int = 0                  # sequence points processed at the checkpoint
-    finished: dict | None = None     # the stored result of a finished run
+    finished: str | None = None      # a finished run's summary, to print instead of training
 
 
-def prepare(cfg: DictConfig, out_dir: Path) -> Start:
+def prepare(out_dir: Path, current: dict, budget: int, rename: str = "name=<new name>") -> Start:
     """Decide how the run in ``out_dir`` starts, after checking that the directory's earlier
-    run (if any) had the same results-deciding config."""
+    run (if any) had the same results-deciding config ``current`` (see ``results_config``).
+    ``budget``: the points the run is to reach; ``rename``: how the user gives a run another
+    directory, for the refusal."""
     out_dir = Path(out_dir)
-    current = results_config(cfg)
     saved_path = out_dir / RUN_CONFIG
     if saved_path.is_file():
         saved = yaml.safe_load(saved_path.read_text()) or {}
@@ -69,14 +75,14 @@ def prepare(cfg: DictConfig, out_dir: Path) -> Start:
             raise ValueError(
                 f"{out_dir} holds a run started with another config ({'; '.join(changed[:5])}"
                 f"{'; ...' if len(changed) > 5 else ''}). Resuming it would mix two experiments: "
-                f"give this one its own directory with name=<new name>, or delete {out_dir} to "
+                f"give this one its own directory with {rename}, or delete {out_dir} to "
                 "start it over.")
     (out_dir / ERROR).unlink(missing_ok=True)  # a new attempt; the old traceback is in the log
     result = out_dir / RESULT
     if result.is_file():
         stored = json.loads(result.read_text())
-        if stored.get("points", 0) >= cfg.budget.points:
-            return Start(finished=stored)
+        if stored.get("points", 0) >= budget:
+            return Start(finished=f"already finished ({result}):\n" + stored["summary"])
     last = out_dir / "checkpoints" / LAST
     if last.is_file():
         try:
@@ -84,8 +90,10 @@ def prepare(cfg: DictConfig, out_dir: Path) -> Start:
         except Exception as err:  # written atomically, so only a foreign or damaged file
             raise ValueError(f"cannot resume from {last}: not a readable checkpoint ({err}); "
                              f"delete it to start the run over") from err
-        return Start(checkpoint=last, step=int(checkpoint["global_step"]),
-                     points=int(checkpoint.get("points_processed", 0)))
+        start = Start(checkpoint=last, step=int(checkpoint["global_step"]),
+                      points=int(checkpoint.get("points_processed", 0)))
+        log.info("Resuming from %s at %s sequence points", last, f"{start.points:,}")
+        return start
     atomic_write(saved_path, yaml.safe_dump(current, sort_keys=True))
     return Start()
 

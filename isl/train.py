@@ -1,9 +1,9 @@
-"""Composition: from a Hydra config to the objects of one run, and the run itself."""
+"""Composition: from a Hydra config to the objects of one run, and the run itself; what a
+training run by points needs whichever way it is started (run.py or isl.cli)."""
 
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import lightning as L
@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from isl import rundir
 from isl.callbacks import PointsProgressBar, PointsSchedule
 from isl.checkpoints import AtomicCheckpointIO, PointsCheckpoint, atomic_write
+from isl.curricula import Curriculum
 from isl.data.datamodule import StrokeDataModule
 from isl.data.reference import for_datamodule
 from isl.data.summary import describe
@@ -22,7 +23,6 @@ from isl.loggers import build_loggers
 from isl.viz.snapshots import DensitySnapshots
 from isl.viz.strokes import save_grid
 
-log = logging.getLogger(__name__)
 TASKS = ("predict", "classify", "data")
 REFERENCE = "reference.json"  # the test set's reference levels (isl.data.reference), read by isl.report
 # What each training task optimises (model.prediction_weight, model.class_loss_weight).
@@ -65,34 +65,46 @@ def train(cfg: DictConfig, out_dir: Path) -> str:
     model = instantiate(cfg.model, **LOSS_WEIGHTS[cfg.task])
     curriculum = instantiate(cfg.curriculum)
     schedule = PointsSchedule(cfg.budget.points, cfg.budget.eval_every, cfg.budget.evals_per_decade)
-    checkpoints = PointsCheckpoint(out_dir / "checkpoints", cfg.checkpoint.every_points)
-    start = rundir.prepare(cfg, out_dir)
+    checkpoints = PointsCheckpoint(cfg.checkpoint.every_points, out_dir / "checkpoints")
+    start = rundir.prepare(out_dir, rundir.results_config(cfg), cfg.budget.points)
     if start.finished is not None:
-        return f"already finished ({out_dir / rundir.RESULT}):\n" + start.finished["summary"]
-    if start.checkpoint is not None:
-        log.info("Resuming from %s at %s sequence points", start.checkpoint, f"{start.points:,}")
+        return start.finished
     loggers = build_loggers(cfg, out_dir, resume_step=start.step)
     reference = out_dir / REFERENCE
     if not reference.exists():  # what trivial predictors score on this run's test set
         dm.prepare_data()
         atomic_write(reference, json.dumps(for_datamodule(dm), indent=1) + "\n")
-    # Order matters: a checkpoint is taken after the curriculum and the evaluation of its step.
-    callbacks = [curriculum, schedule, checkpoints, PointsProgressBar(cfg.budget.points)]
-    if cfg.viz.density_every:
-        callbacks.append(DensitySnapshots(cfg.viz.density_every, digits=cfg.viz.density_digits))
+    others = [DensitySnapshots(cfg.viz.density_every, digits=cfg.viz.density_digits)] \
+        if cfg.viz.density_every else []
     with device_slot() as gpu:  # in a sweep over GPUs (hydra/launcher=gpus): this job's own one
         trainer = L.Trainer(**{**cfg.trainer, **trainer_devices(gpu)}, logger=loggers,
-                            default_root_dir=out_dir, callbacks=callbacks,
-                            plugins=[AtomicCheckpointIO()], enable_checkpointing=False)
+                            default_root_dir=out_dir,
+                            **points_run(curriculum, schedule, checkpoints, others))
         trainer.fit(model, datamodule=dm, ckpt_path=start.checkpoint, weights_only=True)
     if trainer.global_rank != 0:
         return ""  # under DDP, rank 0 reports
-    final = {k: v for k, v in schedule.last_metrics.items() if k.startswith("test/")}  # at the end
     task = "" if cfg.task == "predict" else f" to {cfg.task}"
     task += f", starting from {cfg.model.init_from}" if cfg.model.init_from else ""
-    summary = (f"trained {cfg.model.network} with the {type(curriculum).__name__.lower()} curriculum "
-               f"(stage {curriculum.stage}) on {model.points_processed:,} sequence points{task}: "
-               + ", ".join(f"{k} {v:.4g}" for k, v in final.items())
+    return finish(out_dir, model, curriculum, schedule, checkpoints, task)
+
+
+def points_run(curriculum: Curriculum, schedule: PointsSchedule, checkpoints: PointsCheckpoint,
+               others=()) -> dict:
+    """The Trainer arguments of a training run by points (run.py's and isl.cli's): the
+    callbacks in the order they must run (a checkpoint is taken after the curriculum and the
+    evaluation of its step), the progress bar in points, and only our checkpoints, written
+    atomically."""
+    return {"callbacks": [curriculum, schedule, checkpoints, PointsProgressBar(schedule.budget), *others],
+            "plugins": [AtomicCheckpointIO()], "enable_checkpointing": False}
+
+
+def finish(out_dir: Path, model, curriculum: Curriculum, schedule: PointsSchedule,
+           checkpoints: PointsCheckpoint, task: str = "") -> str:
+    """Mark the run in ``out_dir`` finished (``rundir.finish``) and return its summary."""
+    final = {k: v for k, v in schedule.last_metrics.items() if k.startswith("test/")}  # at the end
+    summary = (f"trained {model.hparams.network} with the {type(curriculum).__name__.lower()} "
+               f"curriculum (stage {curriculum.stage}) on {model.points_processed:,} sequence "
+               f"points{task}: " + ", ".join(f"{k} {v:.4g}" for k, v in final.items())
                + f"\nmetrics: {out_dir / 'metrics.csv'}\ncheckpoint: {checkpoints.path}")
     rundir.finish(out_dir, {"points": model.points_processed, "stage": curriculum.stage,
                             "metrics": final, "summary": summary})
