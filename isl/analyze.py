@@ -8,13 +8,10 @@ summed predicted next-point density over the digit (``density-<digit>.png``).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def parse_digits(text: str) -> list[int]:
@@ -51,16 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: checkpoint not found: {args.checkpoint}", file=sys.stderr)
         return 2
     args.out = args.out or args.checkpoint.resolve().parent.parent / "figures"
-    from isl.data.sources import MnistSource
+    from isl.data.sources import local_mnist
     from isl.models.module import load_model
     from isl.viz.belief import class_probabilities, plot_class_belief
     from isl.viz.density import plot_density
 
     model = load_model(args.checkpoint, args.device)
-    data_dir = args.data_dir or os.environ.get("ISL_DATA_DIR") or REPO / "data"
-    source = MnistSource(mnist_dir=args.mnist_dir, search_dirs=[REPO.parent / "shared" / "data" / "mnist"],
-                         data_dir=data_dir)
-    test = source.load("test")
+    test = local_mnist(args.data_dir, args.mnist_dir).load("test")
     for digit in args.digits:
         hits = np.flatnonzero(test.labels == digit)
         if not len(hits):

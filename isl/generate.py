@@ -1,7 +1,7 @@
 """Generate digits from a trained next-step predictor, one pen step at a time.
 
     python -m isl.generate runs/<run>/checkpoints/last.ckpt --n 16 --out digits.png
-        [--seed 0] [--bias 0.0] [--max-steps 100] [--prime K] [--cols 8]
+        [--seed 0] [--bias 0.0] [--max-steps 100] [--prime K | --start X Y] [--cols 8] [--score]
 
 **How a digit is generated.** The network predicts the distribution of the next row
 ``dx dy eos eod`` from the rows so far (Graves 2013, section 4). Generation feeds it one row, draws
@@ -10,13 +10,14 @@ LSTM state carried over, and so on until the drawn end-of-digit flag is 1 or the
 reached. All ``n`` digits run as one batch; each stops on its own.
 
 **The first row.** Row 0 of every sequence is the absolute start point, which the network was
-never trained to predict (step t predicts step t + 1), so generation has to be given one. Unguided
-generation starts every digit at ``DEFAULT_START`` = (13, 8) pixels (1-based x, y), the median start
-point of the 60,000 MNIST training digits (the builder starts at the ink endpoint nearest the
-top-left corner; the mean is (13.2, 10.0), the most common points (11, 9), (12, 8), (11, 8)). A
-fixed start keeps the checkpoint the only input and needs no data; the digits then differ only
-through sampling. ``start=`` (``--start X Y``) picks another one. With ``prime`` the first rows,
-start point included, are those of real digits instead.
+never trained to predict (step t predicts step t + 1), so generation has to be given one. The
+command draws each digit's start point from the start points of the 60,000 MNIST training
+sequences (``training_starts``; the builder starts a digit at the ink endpoint nearest the
+top-left corner), so the digits begin where digits begin, each at its own place, reproducibly
+under ``--seed``. ``--start X Y`` starts them all at one point instead. ``generate`` itself, given
+no start, uses ``DEFAULT_START`` = (13, 8) pixels (1-based x, y), the median of those start
+points, and then needs no data. With ``prime`` the first rows, start point included, are those
+of real digits instead.
 
 **What comes out** is the published row form, in pixels: row 0 the start point, offsets converted
 back from input units with the model's ``to_pixels`` (its ``offset_shift`` and ``offset_scale``;
@@ -34,18 +35,21 @@ probabilities.
 **Priming** (``--prime K``): the first K rows of the first ``n`` test digits are fed through the
 network as they are (teacher forcing), then the network finishes each digit. A digit shorter than
 K + 1 rows is primed with all its rows but the end row. The grid draws the primed part in blue.
+
+**Scoring** (``--score``): the digit scorer (``isl.score``) classifies the generated digits and
+prints its JSON line (with ``accuracy`` against the primed digits' labels under ``--prime``).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from isl.data.sources import local_mnist
 from isl.models.module import load_model
 from isl.viz.strokes import save_grid
 
@@ -53,22 +57,22 @@ from isl.viz.strokes import save_grid
 # makes them; see the module docstring.
 DEFAULT_START = (13.0, 8.0)
 END_ROW = (0.0, 0.0, 1.0, 1.0)
-REPO = Path(__file__).resolve().parents[1]
 
 
 @torch.no_grad()
 def generate(model, n: int, generator: torch.Generator | None = None, bias: float = 0.0,
              max_steps: int = 100, prime: list[np.ndarray] | None = None,
-             start: tuple[float, float] = DEFAULT_START) -> list[np.ndarray]:
+             start=DEFAULT_START) -> list[np.ndarray]:
     """Generate ``n`` stroke sequences with ``model`` (a SequenceMDN), one step at a time.
 
     Returns ``n`` float32 arrays (T, 4) of rows ``dx dy eos eod`` in pixels, row 0 the start
     point, the last row ``0 0 1 1``. ``max_steps`` bounds the rows before the end row (the start
     point and primed rows included): a sequence has at most ``max_steps + 1`` rows. ``prime``, if
     given, holds one real prefix per sequence ((K_i, 4) rows in pixels, published form, no end
-    row), fed through the network before sampling takes over; otherwise every sequence starts
-    from the single row ``(*start, 0, 0)``. ``generator`` (on the model's device) makes the
-    result reproducible; ``bias`` >= 0 sharpens the sampled offsets (Graves section 5.4).
+    row), fed through the network before sampling takes over; otherwise sequence i starts from
+    the single row ``(*start[i], 0, 0)``, ``start`` being one point (x, y) for all or one per
+    sequence ((n, 2), as ``training_starts`` draws them). ``generator`` (on the model's device)
+    makes the result reproducible; ``bias`` >= 0 sharpens the sampled offsets (Graves section 5.4).
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
@@ -77,7 +81,11 @@ def generate(model, n: int, generator: torch.Generator | None = None, bias: floa
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
     if prime is None:
-        prefixes = [np.array([[*start, 0.0, 0.0]], dtype=np.float32)] * n
+        if np.shape(start) not in ((2,), (n, 2)):
+            raise ValueError(f"start must be one point (x, y) or one per sequence, shape ({n}, 2); "
+                             f"got shape {np.shape(start)}")
+        starts = np.broadcast_to(np.asarray(start, dtype=np.float32), (n, 2))
+        prefixes = [np.array([[*xy, 0.0, 0.0]], dtype=np.float32) for xy in starts]
     else:
         if len(prime) != n:
             raise ValueError(f"prime holds {len(prime)} prefixes for n = {n} sequences")
@@ -139,17 +147,18 @@ def canonical(row: torch.Tensor) -> torch.Tensor:
     return row
 
 
-def real_prefixes(k: int, n: int, data_dir: str | Path | None = None,
-                  mnist_dir: str | None = None) -> tuple[list[np.ndarray], np.ndarray]:
-    """The first ``k`` rows (never the end row) of the first ``n`` test digits, and their labels,
-    from the MNIST source as ``run.py`` configures it by default."""
-    from isl.data.sources import MnistSource
+def training_starts(n: int, rng: np.random.Generator, source=None) -> np.ndarray:
+    """``n`` start points (x, y; 1-based pixels), each drawn at random from the start points of
+    ``source``'s training sequences (default: the MNIST build, ``local_mnist()``)."""
+    train = (source or local_mnist()).load("train")
+    starts = train.steps[train.starts[:-1], :2].astype(np.float32)
+    return starts[rng.integers(len(starts), size=n)]
 
-    if data_dir is None:
-        data_dir = os.environ.get("ISL_DATA_DIR") or REPO / "data"
-    source = MnistSource(mnist_dir=mnist_dir, search_dirs=[REPO.parent / "shared" / "data" / "mnist"],
-                         data_dir=data_dir)
-    test = source.load("test", n)
+
+def real_prefixes(k: int, n: int, source=None) -> tuple[list[np.ndarray], np.ndarray]:
+    """The first ``k`` rows (never the end row) of the first ``n`` test digits, and their labels,
+    from ``source`` (default: the MNIST build, ``local_mnist()``)."""
+    test = (source or local_mnist()).load("test", n)
     if len(test) < n:
         raise ValueError(f"the test split holds only {len(test)} digits, asked to prime {n}")
     prefixes = [test.sequence(i)[:min(k, len(test.sequence(i)) - 1)].astype(np.float32) for i in range(n)]
@@ -169,13 +178,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="most rows per digit before the end row (default 100)")
     parser.add_argument("--prime", type=int, default=None, metavar="K",
                         help="start from the first K rows of the first n test digits")
-    parser.add_argument("--start", type=float, nargs=2, default=DEFAULT_START, metavar=("X", "Y"),
-                        help="start point in pixels, 1-based, without --prime (default 13 8)")
+    parser.add_argument("--start", type=float, nargs=2, default=None, metavar=("X", "Y"),
+                        help="one start point for all digits, in pixels, 1-based (default: each drawn "
+                             "from the training digits' start points)")
     parser.add_argument("--cols", type=int, default=8, help="digits per grid row (default 8)")
+    parser.add_argument("--score", action="store_true",
+                        help="classify the generated digits with isl.score and print its JSON line")
     parser.add_argument("--data-dir", default=None,
-                        help="for --prime: data folder with the sequence cache (default $ISL_DATA_DIR or <repo>/data)")
+                        help="data folder with the sequence and scorer caches (default $ISL_DATA_DIR or <repo>/data)")
     parser.add_argument("--mnist-dir", default=None,
-                        help="for --prime: folder with the MNIST files (default $ISL_MNIST_DIR, ../shared/data/mnist, download)")
+                        help="folder with the MNIST files (default $ISL_MNIST_DIR, ../shared/data/mnist, download)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     args = parser.parse_args(argv)
     if args.n < 1:
@@ -188,21 +200,28 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--prime must be between 1 and --max-steps")
     if args.cols < 1:
         parser.error("--cols must be >= 1")
+    if args.prime is not None and args.start is not None:
+        parser.error("--start and --prime exclude each other: a primed digit starts where its real digit does")
 
     model = load_model(args.checkpoint, args.device)
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
-    prime = primed = None
+    source = local_mnist(args.data_dir, args.mnist_dir)
+    prime = primed = labels = None
     if args.prime is not None:
-        prime, labels = real_prefixes(args.prime, args.n, args.data_dir, args.mnist_dir)
+        prime, labels = real_prefixes(args.prime, args.n, source)
         primed = [len(p) for p in prime]
+    start = args.start or training_starts(args.n, np.random.default_rng(args.seed), source)
     sequences = generate(model, args.n, generator, bias=args.bias, max_steps=args.max_steps,
-                         prime=prime, start=tuple(args.start))
+                         prime=prime, start=start)
     if prime is None:
         titles = [f"{len(s)} rows" for s in sequences]
     else:
         titles = [f"{label}: {k}+{len(s) - k}" for label, k, s in zip(labels, primed, sequences)]
     path = save_grid(sequences, titles, args.out, args.cols, primed)
     print(f"generated {len(sequences)} digits: {path}")
+    if args.score:
+        from isl.score import load_classifier, score
+        print(json.dumps(score(load_classifier(source), sequences, labels)))
     return 0
 
 

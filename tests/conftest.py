@@ -67,3 +67,16 @@ def full_data_dir(tmp_path_factory):
     for split in ("train", "test"):
         source.load(split)
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def scorer():
+    """(the digit scorer, its MnistSource): isl.score's classifier of the tools' data folder
+    ($ISL_DATA_DIR, else <repo>/data), trained there once (about 3 minutes on one thread) and
+    read back from its cache by every later session."""
+    if MNIST_DIR is None:
+        pytest.skip("real MNIST files not found: set ISL_MNIST_DIR or provide ../shared/data/mnist")
+    from isl.data.sources import local_mnist
+    from isl.score import load_classifier
+    source = local_mnist(mnist_dir=str(MNIST_DIR))
+    return load_classifier(source), source

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +15,7 @@ import torch
 from matplotlib.image import imread
 
 from conftest import MNIST_DIR, REPO
-from isl.generate import DEFAULT_START, END_ROW, generate, main
+from isl.generate import DEFAULT_START, END_ROW, generate, main, training_starts
 from isl.models.module import load_model
 from isl.models.module import SequenceMDN
 
@@ -44,6 +47,23 @@ def test_every_sequence_stops_at_the_sampled_end_of_digit():
         assert steps.dtype == np.float32 and steps.shape == (2, 4)
         np.testing.assert_array_equal(steps[0], [*DEFAULT_START, 0, 0])
         np.testing.assert_array_equal(steps[-1], END_ROW)
+
+
+def test_each_sequence_starts_at_its_own_given_point():
+    starts = np.array([[5.0, 6.0], [20.0, 9.0], [13.0, 21.0]])
+    out = generate(small_model(eod=50.0), 3, seeded(), start=starts)
+    np.testing.assert_array_equal(np.stack([s[0, :2] for s in out]), starts)
+    with pytest.raises(ValueError, match=r"one per sequence, shape \(2, 2\); got shape \(3, 2\)"):
+        generate(small_model(), 2, seeded(), start=starts)
+
+
+def test_training_starts_are_drawn_from_the_training_digits_start_points(real_source):
+    train = real_source.load("train")
+    real = {tuple(p) for p in train.steps[train.starts[:-1], :2].tolist()}
+    drawn = training_starts(500, np.random.default_rng(3), real_source)
+    assert drawn.shape == (500, 2) and {tuple(p) for p in drawn.astype(int).tolist()} <= real
+    assert len({tuple(p) for p in drawn.tolist()}) > 30  # many start points, not one fixed
+    np.testing.assert_array_equal(drawn, training_starts(500, np.random.default_rng(3), real_source))
 
 
 def test_the_length_limit_cuts_and_appends_the_end_row():
@@ -142,7 +162,9 @@ def ink(path) -> float:
 
 
 @pytest.mark.slow
-def test_the_cli_draws_digits_from_a_real_checkpoint(full_data_dir, tmp_path):
+def test_the_cli_draws_digits_from_a_real_checkpoint(full_data_dir, scorer, tmp_path, capsys):
+    # The scorer's cache is keyed by data content, so the tools' trained one serves this build too.
+    cached = shutil.copy(next((scorer[1].data_dir / "cache").glob("scorer-*.pt")), full_data_dir / "cache")
     env = {**os.environ, "ISL_DATA_DIR": str(full_data_dir), "ISL_MNIST_DIR": str(MNIST_DIR)}
     trained = subprocess.run([sys.executable, "run.py", f"paths.runs_dir={tmp_path / 'runs'}",
                               "budget.points=6000", "data.num_train=300", "data.num_test=50"],
@@ -153,19 +175,28 @@ def test_the_cli_draws_digits_from_a_real_checkpoint(full_data_dir, tmp_path):
     png = tmp_path / "primed.png"
     result = subprocess.run([sys.executable, "-m", "isl.generate", str(checkpoint), "--n", "8",
                              "--out", str(png), "--prime", "15", "--seed", "1", "--cols", "4",
-                             "--data-dir", str(full_data_dir)],
+                             "--data-dir", str(full_data_dir), "--score"],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert str(png) in result.stdout
+    drawn, scored = result.stdout.splitlines()
+    assert str(png) in drawn
+    assert list((full_data_dir / "cache").glob("scorer-*.pt")) == [Path(cached)]  # reused, not retrained
+    scores = json.loads(scored)
+    assert scores["n"] == 8 and 0 <= scores["accuracy"] <= 1 and 0 <= scores["recognised"] <= 1
 
     # Unprimed, in process; a baseline with nothing drawn but the frames and start dots.
     model = load_model(checkpoint)
     assert isinstance(model, SequenceMDN) and not model.training
     plain, blank = tmp_path / "plain.png", tmp_path / "blank.png"
-    assert main([str(checkpoint), "--n", "8", "--out", str(plain), "--cols", "4", "--bias", "1"]) == 0
-    assert main([str(checkpoint), "--n", "8", "--out", str(blank), "--cols", "4", "--max-steps", "1"]) == 0
+    data = ["--data-dir", str(full_data_dir)]
+    assert main([str(checkpoint), "--n", "8", "--out", str(plain), "--cols", "4", "--bias", "1", *data]) == 0
+    assert main([str(checkpoint), "--n", "8", "--out", str(blank), "--cols", "4", "--max-steps", "1", *data]) == 0
     assert imread(png).shape == imread(blank).shape
     assert ink(png) > ink(blank) + 0.003  # ~500 pixels of strokes beyond frames and titles
     again = tmp_path / "again.png"
-    main([str(checkpoint), "--n", "8", "--out", str(again), "--cols", "4", "--bias", "1"])
-    assert np.array_equal(imread(plain), imread(again))  # same seed, same picture
+    main([str(checkpoint), "--n", "8", "--out", str(again), "--cols", "4", "--bias", "1", *data])
+    assert np.array_equal(imread(plain), imread(again))  # same seed, same picture (starts too)
+    capsys.readouterr()
+    assert main([str(checkpoint), "--n", "8", "--out", str(again), "--max-steps", "1", "--score", *data]) == 0
+    unprimed = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert unprimed["n"] == 8 and "accuracy" not in unprimed  # unprimed digits have no label

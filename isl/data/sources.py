@@ -21,6 +21,7 @@ from isl.data.sequences import StrokeSet
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "test")
+REPO = Path(__file__).resolve().parents[2]
 
 
 class StrokeSource(Protocol):
@@ -79,3 +80,12 @@ class PublishedSource:
     def load(self, split: str, limit: int | None = None) -> StrokeSet:
         _check_split(split)
         return published.read_published(self.path, split, limit=limit, extract_dir=self.extract_dir)
+
+
+def local_mnist(data_dir: str | Path | None = None, mnist_dir: str | None = None) -> MnistSource:
+    """The MNIST source the command-line tools read, as ``run.py`` configures it by default:
+    built sequences cached in ``data_dir`` (default ``$ISL_DATA_DIR``, else ``<repo>/data``), the
+    MNIST files from ``mnist_dir``, ``$ISL_MNIST_DIR``, ``../shared/data/mnist`` or a download."""
+    data_dir = data_dir or os.environ.get("ISL_DATA_DIR") or REPO / "data"
+    return MnistSource(mnist_dir=mnist_dir, search_dirs=[REPO.parent / "shared" / "data" / "mnist"],
+                       data_dir=data_dir)
