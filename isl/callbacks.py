@@ -9,6 +9,7 @@ from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.callbacks.progress.rich_progress import CustomBarColumn, CustomTimeColumn
 from rich.progress import TextColumn
 
+from isl.checks import positive_int
 from isl.curricula import Curriculum
 
 
@@ -17,10 +18,8 @@ class PointsSchedule(L.Callback):
     the end), and stops training once ``budget`` points have been processed."""
 
     def __init__(self, budget: int, eval_every: int):
-        for key, value in (("budget.points", budget), ("budget.eval_every", eval_every)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be a positive integer, got {value!r}")
-        self.budget, self.eval_every = budget, eval_every
+        self.budget = positive_int("budget.points", budget)
+        self.eval_every = positive_int("budget.eval_every", eval_every)
         self.next_eval = 0
         self.started = None
         self.elapsed = 0.0  # wall seconds of earlier attempts (a resumed run)

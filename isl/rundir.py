@@ -16,7 +16,8 @@ import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from isl.checkpoints import LAST, atomic_write
+from isl.checkpoints import LAST
+from isl.files import atomic_write
 from isl.loggers import redact
 
 RUN_CONFIG = "run-config.yaml"
