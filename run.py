@@ -9,6 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import isl.config  # noqa: F401  (registers the config schema with Hydra)
+import isl.transfer  # noqa: F401  (registers ${isl.predictor:...} for experiment=transfer)
 
 os.environ.setdefault("ISL_ROOT", str(Path(__file__).resolve().parent))
 

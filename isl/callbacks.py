@@ -10,6 +10,7 @@ from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.callbacks.progress.rich_progress import CustomBarColumn, CustomTimeColumn
 from rich.progress import TextColumn
 
+from isl.checks import positive_int
 from isl.curricula import Curriculum
 
 
@@ -27,12 +28,10 @@ class PointsSchedule(L.Callback):
     boundary at or past one), and stops training once ``budget`` points have been processed."""
 
     def __init__(self, budget: int, eval_every: int, evals_per_decade: int = 0):
-        for key, value in (("budget.points", budget), ("budget.eval_every", eval_every)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        self.budget = positive_int("budget.points", budget)
+        self.eval_every = positive_int("budget.eval_every", eval_every)
         if isinstance(evals_per_decade, bool) or not isinstance(evals_per_decade, int) or evals_per_decade < 0:
             raise ValueError(f"budget.evals_per_decade must be an integer >= 0, got {evals_per_decade!r}")
-        self.budget, self.eval_every = budget, eval_every
         self.points = evaluation_points(budget, eval_every, evals_per_decade)
         self.next_eval = 0
         self.started = None

@@ -5,7 +5,6 @@ loops, callbacks and DataModule; this adds the global random-number state)."""
 from __future__ import annotations
 
 import io
-import os
 import random
 from pathlib import Path
 
@@ -14,26 +13,10 @@ import numpy as np
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from isl.checks import positive_int
+from isl.files import atomic_write
+
 LAST = "last.ckpt"
-
-
-def atomic_write(path: Path, data: bytes | memoryview | str) -> None:
-    """Write ``path`` so that it is either complete or absent: a temporary file beside it,
-    flushed to disk, then renamed over it. A failure (disk full, no permission) leaves the old
-    file, raises an OSError naming ``path``, and no temporary file behind."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise OSError(err.errno, f"could not write {path}: {err.strerror or err}"
-                      + (f"; the previous {path.name} is intact" if path.exists() else "")) from err
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -59,10 +42,8 @@ class PointsCheckpoint(L.Callback):
     """
 
     def __init__(self, every_points: int, dirpath: Path | None = None):
-        if isinstance(every_points, bool) or not isinstance(every_points, int) or every_points < 1:
-            raise ValueError(f"checkpoint.every_points must be a positive integer, got {every_points!r}")
         self.path = None if dirpath is None else Path(dirpath) / LAST
-        self.every_points = every_points
+        self.every_points = positive_int("checkpoint.every_points", every_points)
         self.next_save = every_points
         self._rng: dict | None = None
 

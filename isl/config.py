@@ -12,8 +12,6 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-import isl.transfer  # noqa: F401  (registers ${isl.predictor:...} for experiment=transfer)
-
 
 # Overrides that say where things are or how they are logged, left out of directory names.
 UNNAMED = ("paths.", "data.path", "data.mnist_dir", "logger", "checkpoint.", "name=", "hydra.")
@@ -64,7 +62,7 @@ class Paths:
 
 @dataclass
 class Viz:
-    density_every: Optional[int] = None   # density snapshot every N training batches; null: off
+    density_every: Optional[int] = None   # density snapshot every N training points; null: off
     density_digits: int = 1
 
 

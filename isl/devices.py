@@ -27,6 +27,8 @@ from typing import Iterator
 
 from hydra.experimental.callback import Callback
 
+from isl.checks import positive_int
+
 log = logging.getLogger(__name__)
 
 #: Keys of ``hydra.launcher`` that are ours, not joblib's: removed before joblib sees them.
@@ -46,9 +48,7 @@ def visible_gpus(gpus: int | None = None) -> int:
 
 
 def _check_per_gpu(per_gpu) -> int:
-    if isinstance(per_gpu, bool) or not isinstance(per_gpu, int) or per_gpu < 1:
-        raise ValueError(f"hydra.launcher.per_gpu must be a positive integer, got {per_gpu!r}")
-    return per_gpu
+    return positive_int("hydra.launcher.per_gpu", per_gpu)
 
 
 @contextmanager

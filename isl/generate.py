@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from isl.data.sources import local_mnist
+from isl.checks import positive_int, positive_int_arg
 from isl.models.module import load_model
 from isl.viz.strokes import save_grid
 
@@ -74,12 +75,10 @@ def generate(model, n: int, generator: torch.Generator | None = None, bias: floa
     sequence ((n, 2), as ``training_starts`` draws them). ``generator`` (on the model's device)
     makes the result reproducible; ``bias`` >= 0 sharpens the sampled offsets (Graves section 5.4).
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    positive_int("n", n)
     if not bias >= 0:
         raise ValueError(f"bias must be >= 0, got {bias!r}")
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+    positive_int("max_steps", max_steps)
     if prime is None:
         if np.shape(start) not in ((2,), (n, 2)):
             raise ValueError(f"start must be one point (x, y) or one per sequence, shape ({n}, 2); "
@@ -169,19 +168,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m isl.generate", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", help="a SequenceMDN checkpoint (runs/.../checkpoints/last.ckpt)")
-    parser.add_argument("--n", type=int, default=16, help="digits to generate (default 16)")
+    parser.add_argument("--n", type=positive_int_arg, default=16, help="digits to generate (default 16)")
     parser.add_argument("--out", required=True, help="PNG file to write")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--bias", type=float, default=0.0,
                         help="sampling bias >= 0, Graves section 5.4 (default 0: plain sampling)")
-    parser.add_argument("--max-steps", type=int, default=100,
+    parser.add_argument("--max-steps", type=positive_int_arg, default=100,
                         help="most rows per digit before the end row (default 100)")
     parser.add_argument("--prime", type=int, default=None, metavar="K",
                         help="start from the first K rows of the first n test digits")
     parser.add_argument("--start", type=float, nargs=2, default=None, metavar=("X", "Y"),
                         help="one start point for all digits, in pixels, 1-based (default: each drawn "
                              "from the training digits' start points)")
-    parser.add_argument("--cols", type=int, default=8, help="digits per grid row (default 8)")
+    parser.add_argument("--cols", type=positive_int_arg, default=8, help="digits per grid row (default 8)")
     parser.add_argument("--score", action="store_true",
                         help="classify the generated digits with isl.score and print its JSON line")
     parser.add_argument("--data-dir", default=None,
@@ -190,16 +189,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder with the MNIST files (default $ISL_MNIST_DIR, ../shared/data/mnist, download)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     args = parser.parse_args(argv)
-    if args.n < 1:
-        parser.error("--n must be >= 1")
     if args.bias < 0:
         parser.error("--bias must be >= 0")
-    if args.max_steps < 1:
-        parser.error("--max-steps must be >= 1")
     if args.prime is not None and not 1 <= args.prime <= args.max_steps:
         parser.error("--prime must be between 1 and --max-steps")
-    if args.cols < 1:
-        parser.error("--cols must be >= 1")
     if args.prime is not None and args.start is not None:
         parser.error("--start and --prime exclude each other: a primed digit starts where its real digit does")
 

@@ -5,6 +5,8 @@ The W&B run is offline unless credentials are set (``logger.wandb.mode: auto``),
 the job's directory (``<out_dir>/wandb/``), so ``wandb sync <out_dir>/wandb/offline-run-*`` can
 upload it later. Runs of one sweep share a group, the Hydra choices are tags, the resolved config
 is the run's config, and every chart is drawn against ``points`` (sequence points processed).
+metrics.csv is the record: every row goes to W&B at W&B step = its row number there, so that
+after a kill and a resume W&B holds each row once (see ``IslWandbLogger``).
 Nothing that looks like a credential reaches W&B: such config values and command-line values are
 replaced by ``<redacted>``.
 """
@@ -25,7 +27,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
+
+from isl.wandb_offline import logged_rows
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +56,7 @@ def build_loggers(cfg: DictConfig, out_dir: Path, resume_step: int | None = None
     loggers: list[Logger] = [csv_logger]
     wandb_cfg = OmegaConf.select(cfg, "logger.wandb", default=None)
     if wandb_cfg is not None:
-        loggers.append(build_wandb_logger(cfg, out_dir))
+        loggers.append(build_wandb_logger(cfg, out_dir, csv_rows=kept))
     return loggers
 
 
@@ -91,23 +96,57 @@ class IslWandbLogger(WandbLogger):
     """Lightning's WandbLogger with ``points`` as the x-axis of every chart, the model's
     hyperparameters under ``hparams`` (the whole config is already the run's config), no
     credentials in the recorded command line, and the run finished with the fit, so that the
-    next job of a sweep (same process) starts a run of its own."""
+    next job of a sweep (same process) starts a run of its own.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    Every row holds what the same row of metrics.csv holds and is logged at W&B step = its row
+    number there. ``csv_rows`` are the rows metrics.csv kept when a killed run resumes. When the
+    run starts, what W&B holds already is known: online, the steps the server has (W&B resumes
+    a run at its next step); offline, the steps in the job's earlier offline run files. The
+    rows it lacks (logged but never written by the killed process's W&B) are sent again from
+    metrics.csv, and rows it has (written after the last checkpoint, before the kill) are not
+    sent again when the resumed run logs them anew. Reading back is the only sure way: W&B
+    writes in the background and a kill loses whatever it had not written yet."""
+
+    def __init__(self, *args: Any, csv_rows: list[dict] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self._wandb_init.get("anonymous") is None:  # wandb warns about the setting, even None
             self._wandb_init.pop("anonymous", None)
         self._finished = False
+        self._csv_rows = list(csv_rows or [])
+        self._next_row = len(self._csv_rows)  # metrics.csv row number of the next logged row
+        self._held = 0                        # rows the W&B run holds from earlier attempts
 
     @property
     def experiment(self):
-        created = self._experiment is None
+        created = self._experiment is None and rank_zero_only.rank == 0
+        held_offline = logged_rows(Path(self.save_dir) / "wandb") if created and self.save_dir else 0
         with _redacted_argv():  # wandb records sys.argv in the run's metadata
             run = super().experiment
         if created and self._experiment is not None and hasattr(run, "define_metric"):
             run.define_metric(STEP_METRIC)
             run.define_metric("*", step_metric=STEP_METRIC, step_sync=True, overwrite=True)
+            self._catch_up(run, held_offline)
         return run
+
+    def _catch_up(self, run, held_offline: int) -> None:
+        """Send the rows of metrics.csv that the W&B run lacks."""
+        self._held = max(getattr(run, "starting_step", 0), held_offline)
+        for row in range(self._held, len(self._csv_rows)):
+            csv_row = self._csv_rows[row]
+            run.log({("trainer/global_step" if k == "step" else k): int(v) if k == "step" else float(v)
+                     for k, v in csv_row.items()}, step=row, commit=True)
+        if self._held != len(self._csv_rows):
+            log.info("W&B run %s holds %d rows of metrics.csv's %d; %s", run.id, self._held,
+                     len(self._csv_rows), "sent the others from metrics.csv"
+                     if self._held < len(self._csv_rows) else "the resumed run sends only the later ones")
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        run = self.experiment
+        row, self._next_row = self._next_row, self._next_row + 1
+        if row >= self._held:  # else the W&B run holds this row already
+            extra = {} if step is None else {"trainer/global_step": step}
+            run.log({**metrics, **extra}, step=row, commit=True)
 
     def log_hyperparams(self, params) -> None:
         params = params if isinstance(params, dict) else vars(params)
@@ -120,8 +159,9 @@ class IslWandbLogger(WandbLogger):
             self._experiment.finish(exit_code=0 if status in ("success", "finished") else 1)
 
 
-def build_wandb_logger(cfg: DictConfig, out_dir: Path) -> IslWandbLogger:
-    """The W&B logger of ``cfg.logger.wandb`` (mode, project, entity, group, name, tags, notes)."""
+def build_wandb_logger(cfg: DictConfig, out_dir: Path, csv_rows: list[dict] | None = None) -> IslWandbLogger:
+    """The W&B logger of ``cfg.logger.wandb`` (mode, project, entity, group, name, tags, notes);
+    ``csv_rows``: the rows a resumed run's metrics.csv kept."""
     settings = cfg.logger.wandb
     unknown = sorted(set(settings) - {"mode", "project", "entity", "group", "name", "tags", "notes"})
     if unknown:
@@ -141,7 +181,8 @@ def build_wandb_logger(cfg: DictConfig, out_dir: Path) -> IslWandbLogger:
         entity=settings.get("entity"), name=_clip(settings.get("name") or hydra["name"]),
         group=_clip(settings.get("group") or hydra["group"]),
         tags=[str(t)[:64] for t in tags] or None, notes=settings.get("notes"),
-        config=config, mode=mode, log_model=False, id=_run_id(out_dir), resume="allow")
+        config=config, mode=mode, log_model=False, id=_run_id(out_dir), resume="allow",
+        csv_rows=csv_rows)
 
 
 def _run_id(out_dir: Path) -> str:

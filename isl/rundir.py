@@ -18,7 +18,8 @@ import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from isl.checkpoints import LAST, atomic_write
+from isl.checkpoints import LAST
+from isl.files import atomic_write
 from isl.loggers import redact
 
 log = logging.getLogger(__name__)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from isl.curricula.classes import Classes
 from isl.curricula.length import Length
@@ -12,6 +14,7 @@ from isl.curricula.regular import Regular
 from isl.curricula.sequences import Sequences
 from isl.data.datamodule import StrokeDataModule
 from isl.models.module import SequenceMDN
+from conftest import REPO
 
 
 class Trainee:
@@ -96,7 +99,7 @@ def test_classes_double_from_digit_zero_to_all_ten(dm):
 
 
 def test_sequences_double_from_ten_with_a_window_of_fifty_points_per_sequence(dm):
-    curriculum = Sequences(threshold=4.0, min_points=5000, start_sequences=10, window_factor=50)
+    curriculum = Sequences(threshold=4.0, start_sequences=10, window_factor=50)
     trainee, run = Trainee(), Run(dm)
     curriculum.on_train_start(run, trainee)
     assert dm.curriculum.num_sequences == 10 and curriculum.window_points(dm) == 500
@@ -109,6 +112,16 @@ def test_sequences_double_from_ten_with_a_window_of_fifty_points_per_sequence(dm
         drive_more(curriculum, dm, trainee, [1.0], points=curriculum.window_points(dm))
         counts.append(dm.curriculum.num_sequences)
     assert counts == [20, 40, 80, 160, 320, 640, 1280, None]  # 2,000 sequences in all
+
+
+def test_the_sequences_curriculum_takes_no_min_points_it_would_ignore():
+    """Its window is window_factor points per sequence in use: a min_points in its config would
+    be a setting that does nothing."""
+    config = OmegaConf.load(REPO / "conf" / "curriculum" / "sequences.yaml")
+    assert "min_points" not in config
+    with pytest.raises(TypeError, match="min_points"):
+        Sequences(min_points=5000)
+    assert instantiate(config).window_factor == 50
 
 
 def test_regular_never_steps_and_uses_everything(dm):
@@ -138,7 +151,8 @@ def test_curriculum_state_and_window_survive_a_checkpoint_round_trip(dm):
                                        (lambda: Length(threshold=-1.0), "curriculum.threshold"),
                                        (lambda: Length(min_points=0), "curriculum.min_points"),
                                        (lambda: Length(start_length=1), "curriculum.start_length"),
-                                       (lambda: Sequences(start_sequences=0), "curriculum.start_sequences")])
+                                       (lambda: Sequences(start_sequences=0), "curriculum.start_sequences"),
+                                       (lambda: Sequences(window_factor=True), "curriculum.window_factor")])
 def test_bad_curriculum_settings_are_refused_naming_the_key(make, key):
     with pytest.raises(ValueError, match=key):
         make()

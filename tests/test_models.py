@@ -16,7 +16,7 @@ from scipy.stats import multivariate_normal
 from isl.curricula.regular import Regular
 from isl.data.datamodule import StrokeBatch, StrokeDataModule
 from isl.models.mdn import RHO_BOUND, Mixture, MixtureDensityHead, prediction_loss
-from isl.models.module import _SUMS, NonFiniteLossError, SequenceMDN, load_model, summarise
+from isl.models.module import _SUMS, NonFiniteLossError, SequenceMDN, load_model, metric_means
 
 K = 17
 HIDDEN = 32
@@ -482,7 +482,7 @@ def test_rmse_is_per_coordinate_as_in_the_paper_s_code(real_source):
                            zip(batch.indices.tolist(), batch.lengths.tolist())]).astype(np.float64)
     expected = {"sampled": sampled[mask].double().numpy() * scale + shift,
                 "expected": prediction.mean()[mask].double().numpy() * scale + shift}
-    metrics = summarise(dict(zip(_SUMS, sums.tolist())), "train")
+    metrics = metric_means(dict(zip(_SUMS, sums.tolist())), "train")
     for name, pixels in expected.items():
         per_coordinate = np.sqrt(((pixels - true) ** 2).sum() / (2 * len(true)))
         assert metrics[f"train/rmse_{name}"] == pytest.approx(per_coordinate, rel=1e-4)
@@ -494,7 +494,7 @@ def test_rmse_is_per_coordinate_as_in_the_paper_s_code(real_source):
     assert curriculum.rmse == pytest.approx(metrics["train/rmse_sampled"], rel=1e-6)
 
 
-def test_offset_shift_is_saved_and_an_old_checkpoint_without_it_loads(real_source, tmp_path):
+def test_offset_shift_is_saved_and_a_checkpoint_without_it_is_refused(real_source, tmp_path):
     dm = StrokeDataModule(real_source, num_train=200, num_test=50, batching={"by": "sequences", "size": 8})
     net = model("ffnn")
     trainer = L.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
@@ -507,14 +507,12 @@ def test_offset_shift_is_saved_and_an_old_checkpoint_without_it_loads(real_sourc
     assert torch.equal(loaded.offset_scale, net.offset_scale)
 
     old = torch.load(tmp_path / "new.ckpt", weights_only=True)
-    del old["state_dict"]["offset_shift"]                      # as saved before it existed
+    del old["state_dict"]["offset_shift"]                      # as the project's early versions saved
     torch.save(old, tmp_path / "old.ckpt")
-    loaded = load_model(tmp_path / "old.ckpt")
-    assert loaded.offset_shift.tolist() == [0.0, 0.0]
-    assert torch.equal(loaded.offset_scale, net.offset_scale)
-    pretrained = model("ffnn", init_from=str(tmp_path / "old.ckpt"))
-    pretrained.load_pretrained(str(tmp_path / "old.ckpt"))     # transfer from an old predictor
-    assert pretrained.offset_shift.tolist() == [0.0, 0.0]
+    with pytest.raises(RuntimeError, match="offset_shift"):   # no migration: its units are unknown
+        load_model(tmp_path / "old.ckpt")
+    with pytest.raises(ValueError, match=r"old.ckpt is a different network: missing offset_shift"):
+        model("ffnn").load_pretrained(str(tmp_path / "old.ckpt"))
 
 
 # --- 10. likelihoods that mean the same in every unit -----------------------------------------

@@ -17,10 +17,11 @@ from isl.transfer import predictor_checkpoint
 from conftest import MNIST_DIR, REPO, needs_mnist
 
 
-def fit(model, source, steps):
+def fit(model, source, steps, callbacks=(), ckpt_path=None):
     trainer = L.Trainer(accelerator="cpu", max_steps=steps, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
-    trainer.fit(model, datamodule=StrokeDataModule(source, num_train=300, num_test=50))
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                        callbacks=list(callbacks))
+    trainer.fit(model, datamodule=StrokeDataModule(source, num_train=300, num_test=50), ckpt_path=ckpt_path)
     return trainer
 
 
@@ -31,24 +32,47 @@ def test_a_classifier_started_from_a_predictor_keeps_its_weights(real_source, tm
     trainer.save_checkpoint(path)
     classifier = SequenceMDN(hidden=16, prediction_weight=0.0, class_loss_weight=1.0, init_from=str(path))
     assert not torch.equal(classifier.head.linear.weight, predictor.head.linear.weight)
-    classifier.setup("fit")                                  # where Lightning loads it
+    at_start = {}
+    watch = L.Callback()
+    watch.on_train_start = lambda trainer, module: at_start.update(
+        {k: v.clone() for k, v in module.state_dict().items()})
+    fit(classifier, real_source, steps=3, callbacks=[watch])  # Lightning loads it...
     for key, value in predictor.state_dict().items():
-        assert torch.equal(classifier.state_dict()[key], value), key
-    before = classifier.head.linear.weight.clone()
-    fit(classifier, real_source, steps=3)                    # and then trains on the class
-    assert not torch.equal(classifier.head.linear.weight, before)
+        assert torch.equal(at_start[key], value), key
+    assert not torch.equal(classifier.head.linear.weight, at_start["head.linear.weight"])  # ...then trains
+
+
+def test_a_resumed_classifier_takes_its_weights_from_its_checkpoint_alone(real_source, tmp_path):
+    """The predictor it started from may have moved or gone since: only the first start reads it."""
+    predictor_path = tmp_path / "predictor.ckpt"
+    fit(SequenceMDN(hidden=16), real_source, steps=2).save_checkpoint(predictor_path)
+    classifier = SequenceMDN(hidden=16, prediction_weight=0.0, class_loss_weight=1.0,
+                             init_from=str(predictor_path))
+    fit(classifier, real_source, steps=3).save_checkpoint(tmp_path / "classifier.ckpt")
+    predictor_path.unlink()
+    saved = torch.load(tmp_path / "classifier.ckpt", weights_only=True)["state_dict"]
+    at_start = {}
+    watch = L.Callback()
+    watch.on_train_start = lambda trainer, module: at_start.update(
+        {k: v.clone() for k, v in module.state_dict().items()})
+    resumed = SequenceMDN(hidden=16, prediction_weight=0.0, class_loss_weight=1.0,
+                          init_from=str(predictor_path))
+    fit(resumed, real_source, steps=5, callbacks=[watch], ckpt_path=tmp_path / "classifier.ckpt")
+    assert resumed.global_step == 5
+    for key, value in saved.items():
+        assert torch.equal(at_start[key], value), key
 
 
 def test_a_checkpoint_of_another_shape_or_none_at_all_is_refused_clearly(real_source, tmp_path):
     trainer = fit(SequenceMDN(hidden=16), real_source, steps=1)
     trainer.save_checkpoint(tmp_path / "small.ckpt")
     with pytest.raises(ValueError, match=r"model.init_from: .*small.ckpt is a different network: backbone"):
-        SequenceMDN(hidden=32, init_from=str(tmp_path / "small.ckpt")).setup("fit")
+        SequenceMDN(hidden=32).load_pretrained(str(tmp_path / "small.ckpt"))
     with pytest.raises(FileNotFoundError, match="model.init_from: no checkpoint at"):
-        SequenceMDN(init_from=str(tmp_path / "missing.ckpt")).setup("fit")
+        fit(SequenceMDN(init_from=str(tmp_path / "missing.ckpt")), real_source, steps=1)
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="cannot read"):
-        SequenceMDN(init_from=str(tmp_path / "junk.ckpt")).setup("fit")
+        SequenceMDN().load_pretrained(str(tmp_path / "junk.ckpt"))
 
 
 def test_a_predictor_trained_on_inputs_in_other_units_is_refused(real_source, tmp_path):

@@ -17,7 +17,9 @@ from isl.viz.belief import class_probabilities, plot_class_belief, predict
 from isl.viz.density import density_map, grid_axis, plot_density
 from isl.viz.snapshots import GIF_NAME, DensitySnapshots
 
-BATCHES, EVERY = 150, 50  # in range units (the default) the densities take ~100 batches to sharpen
+# In range units (the default) the densities take ~100 batches to sharpen; a batch of 50
+# sequences holds ~2,000 points, so a snapshot comes every ~50 batches.
+BATCHES, EVERY = 150, 100_000
 
 
 def ink(image: Image.Image) -> float:
@@ -29,13 +31,13 @@ def ink(image: Image.Image) -> float:
 @pytest.fixture(scope="module")
 def trained(real_source, tmp_path_factory):
     """(model, datamodule, snapshot callback, run dir, checkpoint): a 16-unit LSTM after
-    BATCHES batches of 50 real sequences, with DensitySnapshots every EVERY batches."""
+    BATCHES batches of 50 real sequences, with DensitySnapshots every EVERY points."""
     L.seed_everything(0, verbose=False)
     run_dir = tmp_path_factory.mktemp("run")
     dm = StrokeDataModule(real_source, num_train=2000, num_test=50,
                           batching={"by": "sequences", "size": 50}, seed=0)
     model = SequenceMDN(hidden=16, layers=1, components=5, class_loss_weight=1.0, lr=0.01)
-    snapshots = DensitySnapshots(every_n_batches=EVERY, digits=2)
+    snapshots = DensitySnapshots(every_points=EVERY, digits=2)
     trainer = L.Trainer(accelerator="cpu", max_steps=BATCHES, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                         num_sanity_val_steps=0, default_root_dir=run_dir, callbacks=[snapshots])
@@ -106,25 +108,28 @@ def test_density_figure_is_drawn(trained, tmp_path):
         assert ink(image) > 0.08
 
 
-def test_snapshots_write_a_gif_of_every_nth_batch(trained):
-    _, _, snapshots, run_dir, _ = trained
+def test_snapshots_write_a_gif_every_so_many_points(trained):
+    model, _, snapshots, run_dir, _ = trained
     path = run_dir / GIF_NAME  # out_dir=None: the trainer's default_root_dir
     assert snapshots.path == path and path.is_file()
-    frames = 1 + BATCHES // EVERY  # before training, then every EVERY batches
-    assert [f[0] for f in snapshots.frames] == [EVERY * k for k in range(frames)]
+    frames = 1 + model.points_processed // EVERY  # before training, then every EVERY points
+    points = [f[0] for f in snapshots.frames]
+    assert len(points) == frames and points[0] == 0
+    for k, p in enumerate(points[1:], start=1):                # at the batch that passes k * EVERY
+        assert 0 <= p - k * EVERY < 4000, points
     with Image.open(path) as gif:
         assert gif.n_frames == frames
         gif.seek(frames - 1)
         assert ink(gif) > 0.05
     # the densities do change as the network learns
-    first, last = snapshots.frames[0][2][0], snapshots.frames[-1][2][0]
+    first, last = snapshots.frames[0][1][0], snapshots.frames[-1][1][0]
     assert not np.allclose(first, last)
 
 
 def test_snapshots_check_their_arguments():
-    with pytest.raises(ValueError, match="every_n_batches"):
+    with pytest.raises(ValueError, match="viz.density_every must be a positive integer"):
         DensitySnapshots(0)
-    with pytest.raises(ValueError, match="digits"):
+    with pytest.raises(ValueError, match="viz.density_digits"):
         DensitySnapshots(5, digits=0)
 
 

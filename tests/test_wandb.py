@@ -1,19 +1,15 @@
-"""``logger=wandb``: the W&B run of a job, offline here, read back from its ``.wandb`` file.
-
-wandb 0.31 has no Python reader for its transaction log, so ``read_records`` decodes it: a
-7-byte file header (``:W&B``, magic 0xBEE1, version), then LevelDB-log records in 32 KiB blocks,
-each with a 7-byte header (CRC-32 of type and data, length, type FULL/FIRST/MIDDLE/LAST), holding
-``wandb_internal_pb2.Record`` messages.
-"""
+"""``logger=wandb``: the W&B run of a job, offline here, read back from its ``.wandb`` files
+(``isl.wandb_offline.read_records``)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
-import struct
+import signal
 import subprocess
 import sys
-import zlib
+import time
 from pathlib import Path
 
 import pytest
@@ -23,54 +19,13 @@ from omegaconf import OmegaConf
 from conftest import MNIST_DIR, REPO
 from isl.loggers import (REDACTED, IslWandbLogger, build_loggers, credentials_source, redact,
                          redact_text, resolve_mode)
+from isl.wandb_offline import read_records
 
-pytest.importorskip("wandb")
-from wandb.proto import wandb_internal_pb2  # noqa: E402
+wandb = pytest.importorskip("wandb")
 
 TINY = ("budget.points=3000", "budget.eval_every=1000", "data.num_train=200", "data.num_test=50",
         "trainer.log_every_n_steps=2")
 DUMMY_KEY = "0123456789abcdef0123456789abcdef01234567"  # a well-formed, unusable API key
-
-
-# --- the .wandb reader ----------------------------------------------------------------------------
-BLOCK, HEADER = 32 * 1024, 7
-FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
-
-
-def read_records(path: Path) -> list[wandb_internal_pb2.Record]:
-    data = path.read_bytes()
-    ident, magic, _version = struct.unpack("<4sHB", data[:7])
-    assert ident == b":W&B" and magic == 0xBEE1, f"{path} is not a W&B transaction log"
-    records, parts, pos = [], [], 7
-    while pos + HEADER <= len(data):
-        left = BLOCK - pos % BLOCK
-        if left < HEADER:  # the rest of a block too short for a header is padding
-            pos += left
-            continue
-        crc, length, kind = struct.unpack("<IHB", data[pos:pos + HEADER])
-        if kind == 0 and length == 0:  # zero padding at the end of a block or of the file
-            pos += left
-            continue
-        chunk = data[pos + HEADER:pos + HEADER + length]
-        assert len(chunk) == length, f"truncated record at byte {pos} of {path}"
-        assert zlib.crc32(bytes([kind]) + chunk) == crc, f"bad checksum at byte {pos} of {path}"
-        pos += HEADER + length
-        if kind == FULL:
-            parts = [chunk]
-        elif kind == FIRST:
-            parts = [chunk]
-            continue
-        elif kind == MIDDLE:
-            parts.append(chunk)
-            continue
-        elif kind == LAST:
-            parts.append(chunk)
-        else:
-            raise AssertionError(f"unknown record type {kind} at byte {pos} of {path}")
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(b"".join(parts))
-        records.append(record)
-    return records
 
 
 def by_type(records, kind: str) -> list:
@@ -105,16 +60,25 @@ def sequences(tmp_path_factory):
     return out
 
 
-def run_py(*overrides, tmp_path, sequences, env_extra=None, multirun=False):
+def job_env(tmp_path, env_extra=None) -> dict:
+    """No W&B settings or credentials of the machine's: offline, in a home of the test's own."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("WANDB_") and k not in ("NETRC",)}
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     env.update(HOME=str(home), ISL_DATA_DIR=str(tmp_path / "data"), **(env_extra or {}))
-    return subprocess.run([sys.executable, "run.py", *(["-m"] if multirun else []), "logger=wandb", *TINY, "data=original",
-                           f"data.path={sequences}",
-                           f"paths.runs_dir={tmp_path / 'runs'}", *overrides],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    return env
+
+
+def run_py_args(*overrides, tmp_path, sequences, multirun=False, tiny=TINY) -> list[str]:
+    return [sys.executable, "run.py", *(["-m"] if multirun else []), "logger=wandb", *tiny,
+            "data=original", f"data.path={sequences}", f"paths.runs_dir={tmp_path / 'runs'}", *overrides]
+
+
+def run_py(*overrides, tmp_path, sequences, env_extra=None, multirun=False):
+    return subprocess.run(run_py_args(*overrides, tmp_path=tmp_path, sequences=sequences, multirun=multirun),
+                          cwd=REPO, env=job_env(tmp_path, env_extra), capture_output=True, text=True,
+                          timeout=300)
 
 
 def wandb_files(runs_dir: Path) -> list[Path]:
@@ -185,6 +149,90 @@ def test_a_sweep_shares_a_group_offline_without_credentials(sequences, tmp_path)
     assert {config(read_records(p))["seed"] for p in paths} == {1, 2}
     for path in paths:
         assert by_type(read_records(path), "exit")[0].exit_code == 0
+
+
+# --- killed and resumed: W&B holds every row of metrics.csv once -----------------------------------
+KILLED = ("budget.points=20000", "budget.eval_every=5000", "checkpoint.every_points=4000",
+          "batching.size=5", "data.num_train=200", "data.num_test=50", "trainer.log_every_n_steps=2")
+TIMING = ("time/", "points_per_sec")  # wall-clock columns differ between the attempts
+
+
+def wandb_history(job: Path) -> list[tuple[int, dict]]:
+    """(W&B step, row) of every history row in the job's offline W&B files."""
+    return [(h.step.num, {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in h.item})
+            for path in sorted(job.glob("wandb/offline-run-*/run-*.wandb"))
+            for h in by_type(read_records(path), "history")]
+
+
+def assert_wandb_holds_metrics_csv_once(job: Path) -> None:
+    rows = list(csv.DictReader((job / "metrics.csv").open()))
+    logged = wandb_history(job)
+    assert sorted(step for step, _ in logged) == list(range(len(rows)))  # every row, once
+    for step, row in logged:
+        expected = {("trainer/global_step" if k == "step" else k): float(v) for k, v in rows[step].items()
+                    if v and not any(t in k for t in TIMING)}
+        got = {k: float(v) for k, v in row.items() if not k.startswith("_") and not any(t in k for t in TIMING)}
+        assert got == expected, step
+
+
+@pytest.mark.slow
+def test_a_run_killed_while_wandb_had_unwritten_rows_holds_every_row_once_after_resuming(sequences,
+                                                                                         tmp_path):
+    """W&B writes its offline file in blocks: a run killed just after a checkpoint leaves rows
+    that metrics.csv keeps and W&B never wrote. The resumed run sends them from metrics.csv."""
+    cmd = run_py_args("name=killed", "logger.wandb.mode=offline", tmp_path=tmp_path,
+                      sequences=sequences, tiny=KILLED)
+    env, job = job_env(tmp_path), tmp_path / "runs" / "killed"
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (job / "checkpoints" / "last.ckpt").is_file():
+            assert proc.poll() is None, "the run ended before its first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint in time"
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # W&B's own process ends with the run, unwritten rows lost
+        proc.wait()
+    kept = [r for r in csv.DictReader((job / "metrics.csv").open())]
+    assert len(wandb_history(job)) < len(kept)          # W&B lacked rows that metrics.csv holds
+
+    resumed = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resuming from" in resumed.stdout + resumed.stderr
+    assert "sent the others from metrics.csv" in resumed.stdout + resumed.stderr
+    assert_wandb_holds_metrics_csv_once(job)
+
+
+def csv_row(i: int) -> dict[str, float]:
+    return {"points": 100.0 * i, "train/loss": i / 7, "test/rmse_sampled": 3.0 + i / 3}
+
+
+def attempt(tmp_path, rows: range, kept: int) -> None:
+    """One attempt of a run in ``tmp_path`` that resumed with metrics.csv holding ``kept`` rows
+    (written as the CSV holds them) and logs ``rows`` itself."""
+    logger = IslWandbLogger(save_dir=str(tmp_path), project="isl", mode="offline", id="attempts",
+                            resume="allow", csv_rows=[{**{k: repr(v) for k, v in csv_row(i).items()},
+                                                       "step": str(i)} for i in range(kept)])
+    for i in rows:
+        logger.log_metrics(csv_row(i), step=i)
+    logger.finalize("success")
+    wandb.teardown()  # W&B's service writes out its files, as when an attempt's process ends
+
+
+def test_wandb_gets_the_rows_it_lacks_from_metrics_csv_and_never_a_row_twice(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    attempt(tmp_path, range(0, 10), kept=0)              # W&B writes rows 0-9
+    with caplog.at_level("INFO", logger="isl.loggers"):
+        attempt(tmp_path, range(6, 12), kept=6)          # killed after row 9, checkpoint at row 6
+        assert "holds 10 rows of metrics.csv's 6; the resumed run sends only the later ones" in caplog.text
+        attempt(tmp_path, range(16, 18), kept=16)        # as if rows 12-15 were logged, never written
+        assert "holds 12 rows of metrics.csv's 16; sent the others from metrics.csv" in caplog.text
+    logged = wandb_history(tmp_path)
+    assert sorted(step for step, _ in logged) == list(range(18))
+    for step, row in logged:
+        assert {k: row[k] for k in csv_row(step)} == csv_row(step) and row["trainer/global_step"] == step
 
 
 # --- the pieces, without a run --------------------------------------------------------------------

@@ -8,7 +8,8 @@ from collections import deque
 
 import lightning as L
 
-from isl.models.module import rmse_per_coordinate
+from isl.checks import positive_int
+from isl.models.metrics import rmse_per_coordinate
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,8 @@ def doubled(start: int, stage: int, stages: int) -> int | None:
 
 class Curriculum(L.Callback):
     """Steps up when the training RMSE over the last ``window_points()`` training points
-    (at least ``min_points``) falls below ``threshold`` pixels, then starts a new window.
+    (``min_points`` unless a subclass says otherwise) falls below ``threshold`` pixels, then
+    starts a new window.
 
     The RMSE is that of points sampled from the predicted mixture, per coordinate (the paper's
     measure: squared dx and dy errors over 2 x points), the same ``train/rmse_sampled`` the run
@@ -37,9 +39,8 @@ class Curriculum(L.Callback):
     def __init__(self, threshold: float = 4.0, min_points: int = 5000):
         if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or threshold <= 0:
             raise ValueError(f"curriculum.threshold must be a number > 0 (pixels), got {threshold!r}")
-        if isinstance(min_points, bool) or not isinstance(min_points, int) or min_points < 1:
-            raise ValueError(f"curriculum.min_points must be a positive integer, got {min_points!r}")
-        self.threshold, self.min_points = float(threshold), min_points
+        self.threshold = float(threshold)
+        self.min_points = positive_int("curriculum.min_points", min_points)
         self.stage = 0
         self.window: deque[tuple[float, int]] = deque()  # (sum of squared errors, points) per batch
         self.window_sums = [0.0, 0]

@@ -14,6 +14,7 @@ import os
 import time
 from pathlib import Path
 
+from isl.checks import positive_int_arg
 from isl.data import builder, mnist
 from isl.data.cache import write_strokes
 from isl.data.published import write_published
@@ -24,13 +25,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mnist-dir", default=os.environ.get(mnist.ENV_VAR),
                         help=f"folder with the four MNIST IDX files (default: ${mnist.ENV_VAR})")
     parser.add_argument("--split", choices=("train", "test"), default="train")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N images")
+    parser.add_argument("--limit", type=positive_int_arg, default=None, help="only the first N images")
     parser.add_argument("--format", choices=("original", "compact"), default="original")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     args = parser.parse_args(argv)
-    if args.limit is not None and args.limit < 1:
-        parser.error(f"--limit must be a positive integer, got {args.limit}")
 
     images, labels = mnist.load_split(mnist.locate_mnist(args.mnist_dir, download=False), args.split)
     images, labels = images[:args.limit], labels[:args.limit]

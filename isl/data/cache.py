@@ -8,31 +8,21 @@ never reuses a stale build.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from isl.data.sequences import StrokeSet
+from isl.files import atomic_file
 
 log = logging.getLogger(__name__)
 
 
 def write_strokes(path: Path, strokes: StrokeSet) -> None:
     """Write ``strokes`` to ``path`` so that a killed or failed write leaves no file there."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, steps=strokes.steps, starts=strokes.starts, labels=strokes.labels)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as f:
+        np.savez(f, steps=strokes.steps, starts=strokes.starts, labels=strokes.labels)
 
 
 def read_strokes(path: Path) -> StrokeSet | None:

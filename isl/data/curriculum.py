@@ -8,9 +8,14 @@ batch, so a change takes effect from the next batch drawn.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
+from isl.checks import positive_int
+
+log = logging.getLogger(__name__)
 
 ALL_CLASSES = tuple(range(10))
 BATCH_BY = ("sequences", "points")
@@ -24,10 +29,8 @@ def _checked(name: str, value):
         value = tuple(sorted({int(c) for c in value}))
         if not value or any(c not in ALL_CLASSES for c in value):
             raise ValueError(f"curriculum classes must be a non-empty subset of 0-9, got {value!r}")
-    elif value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
-                                or value < 1):
-        raise ValueError(f"curriculum {name} must be a positive integer or None (all), got {value!r}")
-    return value if value is None or name == "classes" else int(value)
+        return value
+    return positive_int(f"curriculum {name}", value, none="None (all)")
 
 
 @dataclass
@@ -65,9 +68,8 @@ def check_batching(by: str, size: int, bucket: int = 1, bucket_sort: str = "stra
         raise ValueError(f"batching.by must be one of {BATCH_BY}, got {by!r}")
     if bucket_sort not in BUCKET_SORTS:
         raise ValueError(f"batching.bucket_sort must be one of {BUCKET_SORTS}, got {bucket_sort!r}")
-    for key, value in (("size", size), ("bucket", bucket)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"batching.{key} must be a positive integer, got {value!r}")
+    positive_int("batching.size", size)
+    positive_int("batching.bucket", bucket)
 
 
 class CurriculumBatchSampler:
@@ -80,7 +82,9 @@ class CurriculumBatchSampler:
     points, not epochs, hence endless.
 
     Several processes (DDP): every rank runs the same sampler and takes its share of each draw
-    of ``world`` consecutive batches, so ranks see different data and the same curriculum.
+    of ``world`` consecutive batches, so ranks see different data and the same curriculum. The
+    stream of batches does not depend on ``world``: a run resumed on another number of
+    processes deals the same stream out anew.
 
     Padding: the next ``bucket`` batches' worth of sequences are drawn together, sorted, cut
     into batches and served in random order (``bucket=1``: plain random batches). The pool is
@@ -103,7 +107,7 @@ class CurriculumBatchSampler:
         # nor given back yet: what Lightning has fetched ahead.
         self.unused: dict[int, tuple] = {}
         self.served = (0, 0, -1)                  # (draw, version, pass) of the shard last handed out
-        self.pending: list[tuple] = []            # draws to hand out again after a resume
+        self.pending: list[tuple] = []            # (version, pass, batch) to serve first after a resume
         self.lengths, self.labels, self.state = lengths, labels, state
         self.by, self.size, self.bucket, self.bucket_sort, self.seed = by, size, bucket, bucket_sort, seed
         self.epoch = -1
@@ -184,15 +188,17 @@ class CurriculumBatchSampler:
 
     def next_shard(self) -> np.ndarray:
         """This rank's batch of the next draw of ``world`` batches (``self.draws`` numbers it)."""
-        if self.pending:  # drawn before a checkpoint, not trained on yet: served as they were
-            draw, (version, shards) = self.pending.pop(0)
-        else:
-            shards = []
-            for _ in range(self.world):
-                batch = self.next_batch()
-                shards.append((self.epoch, batch))  # with the pass it came from
-            self.draws += 1
-            draw, version = self.draws, self.state.version
+        shards, versions = [], []
+        for _ in range(self.world):
+            if self.pending:  # drawn before a checkpoint, not trained on yet: served first
+                version, epoch, batch = self.pending.pop(0)
+            else:
+                version, batch = self.state.version, self.next_batch()
+                epoch = self.epoch
+            shards.append((epoch, batch))  # with the pass it came from
+            versions.append(version)
+        self.draws += 1
+        draw, version = self.draws, min(versions)  # one stale batch makes the draw stale
         self.unused[draw] = (version, shards)
         if len(self.unused) > _AHEAD_LIMIT:  # served outside Lightning, nobody marks them trained
             self.unused.pop(next(iter(self.unused)))
@@ -218,7 +224,7 @@ class CurriculumBatchSampler:
         run resumed from it is served those first, and sees exactly the batches an
         uninterrupted run would."""
         ahead = [[d, v, [[e, b.tolist()] for e, b in shards]] for d, (v, shards) in sorted(self.unused.items())]
-        return {"epoch": self.epoch, "draws": self.draws, "queue": self.queue.tolist(),
+        return {"epoch": self.epoch, "draws": self.draws, "world": self.world, "queue": self.queue.tolist(),
                 "pool": [b.tolist() for b in self.pool],
                 "pool_version": self.pool_version, "pools": self.pools,
                 "selection": None if self.selection is None else [list(self.selection[0]),
@@ -226,10 +232,18 @@ class CurriculumBatchSampler:
                 "ahead": ahead}
 
     def load_state_dict(self, state: dict) -> None:
+        """Resume the stream where ``state`` left it, on this sampler's number of processes: the
+        batches fetched ahead are served first, dealt to the ranks in the order they were drawn."""
         self.epoch, self.pools, self.pool_version = state["epoch"], state["pools"], state["pool_version"]
-        self.draws = state["draws"]
-        self.pending = [(d, (v, [(e, np.asarray(b, dtype=np.int64)) for e, b in shards]))
-                        for d, v, shards in state.get("ahead", [])]
+        ahead = state.get("ahead", [])
+        self.draws = state["draws"] - len(ahead)  # the draws fetched ahead are numbered again
+        self.pending = [(v, e, np.asarray(b, dtype=np.int64)) for _, v, shards in ahead for e, b in shards]
+        saved_world = state.get("world", self.world)
+        if saved_world != self.world and self.rank == 0:
+            log.info("Saved on %d process(es), resumed on %d: the same stream of batches is dealt to "
+                     "%d rank(s) from here (the %d fetched ahead first); curriculum, points and "
+                     "metrics count over all processes and carry over", saved_world, self.world,
+                     self.world, len(self.pending))
         self.unused = {}
         self.queue = np.asarray(state["queue"], dtype=np.int64)
         self.pool = [np.asarray(b, dtype=np.int64) for b in state["pool"]]

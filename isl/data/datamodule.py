@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from isl.checks import positive_int
 from isl.data.curriculum import CurriculumBatchSampler, CurriculumState, check_batching
 from isl.data.sequences import StrokeSet
 from isl.data.sources import StrokeSource
@@ -80,8 +81,7 @@ class StrokeDataModule(L.LightningDataModule):
         if scaling not in SCALINGS:
             raise ValueError(f"data.scaling must be one of {SCALINGS}, got {scaling!r}")
         for key, value in (("num_train", num_train), ("num_test", num_test)):
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"data.{key} must be a positive integer or null (all), got {value!r}")
+            positive_int(f"data.{key}", value, none="null (all)")
         if scaling == "fixed" and not (isinstance(offset_range, (int, float)) and offset_range > 0):
             raise ValueError(f"data.offset_range must be a number > 0 (pixels), got {offset_range!r}")
         if not isinstance(max_length, int) or max_length < 2:

@@ -11,7 +11,6 @@ import gzip
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.request
 import zlib
 from collections.abc import Iterable
@@ -22,6 +21,7 @@ from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, Time
                            TransferSpeedColumn)
 
 from isl.data.sequences import DataFormatError
+from isl.files import atomic_file
 
 # (images, labels) file names of each split.
 SPLIT_FILES = {
@@ -150,25 +150,20 @@ def _download(name: str, directory: Path, progress: Progress, errors: list[str])
     """
     for mirror in MIRRORS:
         url = mirror + name
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
-        tmp = Path(tmp_name)
         try:
-            with os.fdopen(fd, "wb") as out, \
+            with atomic_file(directory / name) as out, \
                     urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
                 size = response.headers.get("Content-Length")
                 task = progress.add_task(name, total=int(size) if size else None)
                 while chunk := response.read(1 << 16):
                     out.write(chunk)
                     progress.advance(task, len(chunk))
-            if problem := _md5_mismatch(_decompressed(tmp), name):
-                errors.append(f"{url}: {problem}")
-                continue  # the finally clause removes the bad download
-            os.replace(tmp, directory / name)
+                out.flush()
+                if problem := _md5_mismatch(_decompressed(Path(out.name)), name):
+                    raise ValueError(problem)  # the bad download is removed, never renamed
             return True
         except (OSError, ValueError, http.client.HTTPException) as e:  # ValueError: DataFormatError
             errors.append(f"{url}: {e}")
-        finally:
-            tmp.unlink(missing_ok=True)
     return False
 
 

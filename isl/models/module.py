@@ -10,9 +10,11 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from isl.checks import positive_int
 from isl.data.datamodule import to_pixels, to_units
 from isl.models.backbones import BACKBONES
 from isl.models.mdn import RHO_BOUND, SIGMA_FLOOR_PX, Mixture, MixtureDensityHead, prediction_loss
+from isl.models.metrics import rmse_per_coordinate
 
 # Accumulated between log calls, as sums over points (or sequences, for accuracy); "bits" only
 # in evaluation (the discretised score costs a quadrature per component).
@@ -34,8 +36,7 @@ class SequenceMDN(L.LightningModule):
         if network not in BACKBONES:
             raise ValueError(f"model.network must be one of {sorted(BACKBONES)}, got {network!r}")
         for key, value in (("hidden", hidden), ("layers", layers), ("components", components)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"model.{key} must be a positive integer, got {value!r}")
+            positive_int(f"model.{key}", value)
         if grad_clip is not None and not grad_clip > 0:
             raise ValueError(f"model.grad_clip must be > 0 or null (no clipping), got {grad_clip!r}")
         for key, value in (("prediction_weight", prediction_weight), ("class_loss_weight", class_loss_weight)):
@@ -223,7 +224,7 @@ class SequenceMDN(L.LightningModule):
     def _log_train(self) -> None:
         s = dict(zip(_SUMS, self._sum_over_ranks(self._sums).tolist()))
         now = time.perf_counter()
-        metrics = summarise(s, "train")
+        metrics = metric_means(s, "train")
         if self._clock is not None:
             seconds, points = now - self._clock[0], self.points_processed - self._clock[1]
             metrics["train/points_per_sec"] = points / seconds
@@ -256,7 +257,7 @@ class SequenceMDN(L.LightningModule):
             if i % world == rank:
                 total += self._measure(batch.to(self.device), generator, discrete=True)[1]
         self.train(was_training)
-        return summarise(dict(zip(_SUMS, self._sum_over_ranks(total).tolist())), "test", discrete=True)
+        return metric_means(dict(zip(_SUMS, self._sum_over_ranks(total).tolist())), "test", discrete=True)
 
     # --- optimisation -------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -266,12 +267,15 @@ class SequenceMDN(L.LightningModule):
     # --- bookkeeping --------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         datamodule = getattr(self._trainer, "datamodule", None)
-        units_from_data = datamodule is not None and hasattr(datamodule, "offset_scale")
-        if units_from_data:
+        if hasattr(datamodule, "offset_scale"):
             self.set_units(datamodule.offset_shift, datamodule.offset_scale)
-        if stage == "fit" and self.hparams.init_from and self.points_processed == 0:
-            # A resumed run restores its own weights instead.
-            self.load_pretrained(self.hparams.init_from, same_units=units_from_data)
+
+    def on_fit_start(self) -> None:
+        # Here, not in ``setup``: Lightning restores a checkpoint after ``setup`` and before
+        # this hook, and a resumed run takes its weights from its checkpoint alone.
+        if self.hparams.init_from and self.trainer.ckpt_path is None:
+            self.load_pretrained(self.hparams.init_from,
+                                 same_units=hasattr(self.trainer.datamodule, "offset_scale"))
 
     def load_pretrained(self, path: str, same_units: bool = False) -> None:
         """Start from the weights of another run's checkpoint (e.g. a predictor, for transfer to
@@ -287,7 +291,6 @@ class SequenceMDN(L.LightningModule):
         weights = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
         if weights is None:
             raise ValueError(f"model.init_from: {path} holds no state_dict")
-        weights = _with_offset_shift(weights)
         ours = self.state_dict()
         wrong = [f"{k} {tuple(v.shape)} vs ours {tuple(ours[k].shape)}" for k, v in weights.items()
                  if k in ours and v.shape != ours[k].shape]
@@ -308,23 +311,17 @@ class SequenceMDN(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # What an exact resume needs beyond Lightning's own state: the points counter, the
-        # pass the learning rate last decayed in, and the training metrics not yet logged.
+        # pass the learning rate last decayed in, and the training metrics not yet logged
+        # (summed over all processes, so that a run resumed on any number of them has them once).
         checkpoint["points_processed"] = self.points_processed
         checkpoint["pass"] = self._pass
-        checkpoint["train_sums"] = self._sums
+        checkpoint["train_sums"] = None if self._sums is None else self._sum_over_ranks(self._sums)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "state_dict" in checkpoint:  # saved before offset_shift existed: no shift (std scaling)
-            checkpoint["state_dict"] = _with_offset_shift(checkpoint["state_dict"])
         self.points_processed = checkpoint.get("points_processed", 0)
         self._pass, self._sums = checkpoint.get("pass"), checkpoint.get("train_sums")
-
-
-def _with_offset_shift(weights: dict) -> dict:
-    """A state_dict with ``offset_shift`` (zeros where it has none: an older checkpoint)."""
-    if "offset_shift" in weights or "offset_scale" not in weights:
-        return weights
-    return {**weights, "offset_shift": torch.zeros_like(weights["offset_scale"])}
+        if self._sums is not None and self.global_rank != 0:  # rank 0 carries them on alone
+            self._sums = torch.zeros_like(self._sums)
 
 
 INITS = ("torch", "tf")
@@ -363,14 +360,7 @@ def _rounded(tensors: list[torch.Tensor]) -> list:
     return [[round(v, 3) for v in t.tolist()] for t in tensors]
 
 
-def rmse_per_coordinate(sq_err: float, points: float) -> float:
-    """RMSE in pixels per coordinate from a sum of squared (dx, dy) errors over ``points``
-    points: sqrt(sq_err / (2 points)), the paper's measure (its code: stats.py RMSEStat, fed by
-    train.py with ``log_sse(sse_stroke, 2 * nrrowsused)``), not the Euclidean distance."""
-    return (sq_err / (2 * max(points, 1.0))) ** 0.5
-
-
-def summarise(sums: dict[str, float], prefix: str, discrete: bool = False) -> dict[str, float]:
+def metric_means(sums: dict[str, float], prefix: str, discrete: bool = False) -> dict[str, float]:
     """Metric sums over points -> the logged means; RMSE in pixels per coordinate. ``loss`` is
     the training objective (densities in input units); ``nll_px`` the prediction NLL per point
     with the offset density in pixels (comparable across units); ``bits_per_point`` (with

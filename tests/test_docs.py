@@ -1,0 +1,49 @@
+"""The README quotes BENCHMARKS.md and the config: the same figures in both places."""
+
+from __future__ import annotations
+
+import re
+
+from omegaconf import OmegaConf
+
+from conftest import REPO
+
+README = (REPO / "README.md").read_text()
+BENCHMARKS = (REPO / "BENCHMARKS.md").read_text()
+
+
+def number(pattern: str, text: str) -> float:
+    match = re.search(pattern, text, re.DOTALL)
+    assert match, f"not found: {pattern}"
+    return float(match.group(1).replace(",", ""))
+
+
+def test_the_readme_quotes_the_measured_figures():
+    assert number(r"a first look in ≈?(\d+) s", README) == number(r"experiment=smoke` [^|]*\| ≈(\d+) s", BENCHMARKS)
+    assert number(r"build in about (\d+) s", README) == round(number(r"all 70,000 images, 2 processes \| \*\*([\d.]+) s", BENCHMARKS))
+    assert (number(r"padding falls from (\d+)%", README), number(r"padding falls from \d+% to (\d+)%", README)) == (
+        round(number(r"\| ([\d.]+)% → [\d.]+% \|", BENCHMARKS)), round(number(r"\| [\d.]+% → ([\d.]+)% \|", BENCHMARKS)))
+    speedups = sorted(number(rf"\| {m} \| [\d,]+ real points/s \| [\d,]+ real points/s \(([\d.]+)×\)", BENCHMARKS)
+                      for m in ("LSTM", "FFNN"))
+    assert [number(r"padding \(([\d.]+)–[\d.]+× more", README), number(r"padding \([\d.]+–([\d.]+)× more", README)] == [
+        round(s, 1) for s in speedups]
+    assert (number(r"about (\d+)% of the LSTM's training time", README), number(r"(\d+)% of the FFNN's\)", README)) == (
+        number(r"that is (\d+)% of the LSTM's", BENCHMARKS), number(r"and (\d+)% of the FFNN's training", BENCHMARKS))
+    # a checkpoint's interval in seconds: the default points at the LSTM's measured speeds
+    every = OmegaConf.load(REPO / "conf" / "config.yaml").checkpoint.every_points
+    cores = every / number(r"1 M points take [\d.]+ s and [\d.]+ s at ([\d,]+) and", BENCHMARKS)
+    sweep_job = every / number(r"experiment 1 \(12 LSTM jobs[^|]*\| [^(]*\(([\d,]+) points/s", BENCHMARKS)
+    assert abs(number(r"\(500,000 by default: about (\d+) s of the LSTM's", README) - cores) < 1.5
+    assert abs(number(r"on 2 CPU cores, (\d+) s in a sweep job", README) - sweep_job) < 3
+
+
+def test_the_readme_quotes_the_config_defaults():
+    config = OmegaConf.load(REPO / "conf" / "config.yaml")
+    assert number(r"`checkpoint.every_points` training points\n\(([\d,]+) by default", README) == config.checkpoint.every_points
+    length = OmegaConf.load(REPO / "conf" / "curriculum" / "length.yaml")
+    sequences = OmegaConf.load(REPO / "conf" / "curriculum" / "sequences.yaml")
+    assert number(r"\(`min_points`, ([\d,]+);", README) == length.min_points
+    assert number(r"for `sequences`, (\d+) per sequence in use", README) == sequences.window_factor
+    assert number(r"falls below `threshold` \((\d+) pixels\)", README) == length.threshold
+    assert number(r"`batching.bucket=(\d+)` \(default\)", README) == OmegaConf.load(
+        REPO / "conf" / "batching" / "sequences.yaml").bucket

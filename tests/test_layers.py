@@ -1,0 +1,67 @@
+"""The code reads one way: each layer imports only those before it, and a name means one thing."""
+
+from __future__ import annotations
+
+import ast
+from collections import Counter
+from pathlib import Path
+
+from conftest import REPO
+
+PACKAGE = REPO / "isl"
+# data -> models -> curricula -> training -> tools; the helpers below them serve all.
+LAYERS = [
+    ("isl.checks", "isl.files", "isl.console"),
+    ("isl.data", "isl.viz"),
+    ("isl.models",),
+    ("isl.curricula",),
+    ("isl.callbacks", "isl.checkpoints", "isl.config", "isl.devices", "isl.loggers", "isl.rundir",
+     "isl.train", "isl.wandb_offline"),
+    ("isl.analyze", "isl.bench", "isl.cli", "isl.generate", "isl.report", "isl.sweeps", "isl.transfer"),
+]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def layer(name: str) -> int:
+    for i, prefixes in enumerate(LAYERS):
+        if any(name == p or name.startswith(p + ".") for p in prefixes):
+            return i
+    raise AssertionError(f"{name} is in no layer: add it to LAYERS")
+
+
+def isl_imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return {n for n in names if n.startswith("isl.") and is_module(n)}
+
+
+def is_module(name: str) -> bool:
+    path = PACKAGE.parent / name.replace(".", "/")
+    return path.with_suffix(".py").is_file() or path.is_dir()
+
+
+def test_each_layer_imports_only_the_layers_before_it():
+    wrong = [f"{module_name(p)} imports {name}" for p in sorted(PACKAGE.rglob("*.py"))
+             for name in sorted(isl_imports(p)) if layer(name) > layer(module_name(p))]
+    assert wrong == []
+
+
+def test_curricula_use_the_model_they_are_handed_and_the_config_schema_imports_no_tools():
+    curricula = {n for p in (PACKAGE / "curricula").glob("*.py") for n in isl_imports(p)}
+    assert "isl.models.module" not in curricula
+    assert isl_imports(PACKAGE / "config.py") == set()
+
+
+def test_no_two_modules_define_a_public_function_of_the_same_name():
+    names = Counter(node.name for p in PACKAGE.rglob("*.py") for node in ast.parse(p.read_text()).body
+                    if isinstance(node, ast.FunctionDef) and not node.name.startswith("_")
+                    and node.name != "main")  # every command's entry point is main
+    assert [name for name, count in names.items() if count > 1] == []
