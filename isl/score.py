@@ -120,14 +120,18 @@ def _shifted(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def train_classifier(train: StrokeSet, seed: int = 0) -> DigitClassifier:
-    """A DigitClassifier fitted to the renderings of ``train`` and SCRIBBLES scribbles."""
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
+    """A DigitClassifier fitted to the renderings of ``train`` and SCRIBBLES scribbles; the
+    caller's global random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # the network's initial weights
+        return _fit(DigitClassifier(), train, torch.Generator().manual_seed(seed), seed)
+
+
+def _fit(model: DigitClassifier, train: StrokeSet, generator: torch.Generator, seed: int) -> DigitClassifier:
     digits = [train.sequence(i) for i in range(len(train))]
     images = torch.from_numpy(render(digits + scribbles(SCRIBBLES, seed)))
     labels = torch.cat([torch.from_numpy(train.labels.astype(np.int64)),
                         torch.full((SCRIBBLES,), NOT_A_DIGIT)])
-    model = DigitClassifier()
     batches = -(-len(images) // BATCH)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=EPOCHS * batches)
@@ -164,10 +168,11 @@ def load_classifier(source: MnistSource | None = None, seed: int = 0) -> DigitCl
     source = source or local_mnist()
     train = source.load("train")
     path = cache_path(train, source.data_dir, seed)
-    model = DigitClassifier()
     if path.exists():
         try:
-            model.load_state_dict(torch.load(path, weights_only=True))
+            with torch.device("meta"):  # no initial weights: drawing them would use the global RNG
+                model = DigitClassifier()
+            model.load_state_dict(torch.load(path, weights_only=True), assign=True)
             return model.eval()
         except Exception as err:  # noqa: BLE001 - a damaged file fails torch.load in many ways
             log.warning("Ignoring unreadable scorer cache %s (%s); retraining.", path, err)

@@ -171,11 +171,14 @@ def small_scorer(monkeypatch, mnist_images, tmp_path):
 
 def test_the_classifier_is_trained_once_cached_and_reused(small_scorer, monkeypatch, caplog):
     caplog.set_level(logging.INFO, logger="isl.score")
+    rng_state = torch.random.get_rng_state()
     first = load_classifier(small_scorer)
+    assert torch.equal(torch.random.get_rng_state(), rng_state)  # training leaves it alone
     [cached] = (small_scorer.data_dir / "cache").glob("scorer-*.pt")
     assert "Trained the digit scorer" in caplog.text and str(cached) in caplog.text
     monkeypatch.setattr(scorer_module, "train_classifier", lambda *a, **k: pytest.fail("retrained"))
     again = load_classifier(small_scorer)
+    assert torch.equal(torch.random.get_rng_state(), rng_state)
     for a, b in zip(first.state_dict().values(), again.state_dict().values()):
         assert torch.equal(a, b)
 
