@@ -39,7 +39,7 @@ from isl.curricula.regular import Regular
 from isl.data.datamodule import StrokeDataModule
 from isl.loggers import redact, resume_csv
 from isl.models.module import SequenceMDN
-from isl.train import finish, points_run
+from isl.train import finish_run, points_run
 
 #: As conf/trainer/default.yaml (training is stopped and tested by points); the run's
 #: directory is the logger's, fixed by its name (no version_N), so the same command finds it.
@@ -118,7 +118,7 @@ class IslCLI(LightningCLI):
                 resume_csv(logger, start.step)
         self.trainer.fit(model, datamodule=datamodule, ckpt_path=start.checkpoint, weights_only=True)
         if self.trainer.global_rank == 0:
-            print(finish(out_dir, model, self.curriculum, self.schedule, self.checkpoints))
+            print(finish_run(out_dir, model, self.curriculum, self.schedule, self.checkpoints))
 
 
 def main(args=None) -> IslCLI:

@@ -52,7 +52,7 @@ def build_loggers(cfg: DictConfig, out_dir: Path, resume_step: int | None = None
     """CSV into ``out_dir/metrics.csv`` (see ``resume_csv``), plus W&B when ``cfg.logger.wandb``
     is set."""
     csv_logger = CSVLogger(save_dir=out_dir, name="", version="")
-    resume_csv(csv_logger, resume_step)
+    kept = resume_csv(csv_logger, resume_step)
     loggers: list[Logger] = [csv_logger]
     wandb_cfg = OmegaConf.select(cfg, "logger.wandb", default=None)
     if wandb_cfg is not None:
@@ -60,10 +60,10 @@ def build_loggers(cfg: DictConfig, out_dir: Path, resume_step: int | None = None
     return loggers
 
 
-def resume_csv(csv_logger: CSVLogger, resume_step: int | None) -> None:
+def resume_csv(csv_logger: CSVLogger, resume_step: int | None) -> list[dict]:
     """Before anything is logged: a run resumed from the checkpoint at optimizer step
     ``resume_step`` keeps the CSV rows up to it; the later ones (written before the run was
-    killed) are dropped, to be logged again."""
+    killed) are dropped, to be logged again. Returns the rows kept."""
     # Lightning warns that the directory holds files and that an old metrics.csv "will be
     # deleted": the directory always holds the run's config, and the rows worth keeping are
     # kept just below, so the warning would only alarm.
@@ -74,6 +74,7 @@ def resume_csv(csv_logger: CSVLogger, resume_step: int | None) -> None:
         writer = csv_logger.experiment  # Lightning's writer removes the old file on creation
         writer.metrics = kept
         writer.save()
+    return kept
 
 
 def _rows_until(path: Path, step: int) -> list[dict]:

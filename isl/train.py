@@ -85,7 +85,7 @@ def train(cfg: DictConfig, out_dir: Path) -> str:
         return ""  # under DDP, rank 0 reports
     task = "" if cfg.task == "predict" else f" to {cfg.task}"
     task += f", starting from {cfg.model.init_from}" if cfg.model.init_from else ""
-    return finish(out_dir, model, curriculum, schedule, checkpoints, task)
+    return finish_run(out_dir, model, curriculum, schedule, checkpoints, task)
 
 
 def points_run(curriculum: Curriculum, schedule: PointsSchedule, checkpoints: PointsCheckpoint,
@@ -98,7 +98,7 @@ def points_run(curriculum: Curriculum, schedule: PointsSchedule, checkpoints: Po
             "plugins": [AtomicCheckpointIO()], "enable_checkpointing": False}
 
 
-def finish(out_dir: Path, model, curriculum: Curriculum, schedule: PointsSchedule,
+def finish_run(out_dir: Path, model, curriculum: Curriculum, schedule: PointsSchedule,
            checkpoints: PointsCheckpoint, task: str = "") -> str:
     """Mark the run in ``out_dir`` finished (``rundir.finish``) and return its summary."""
     final = {k: v for k, v in schedule.last_metrics.items() if k.startswith("test/")}  # at the end

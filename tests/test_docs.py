@@ -21,14 +21,15 @@ def number(pattern: str, text: str) -> float:
 def test_the_readme_quotes_the_measured_figures():
     assert number(r"a first look in ≈?(\d+) s", README) == number(r"experiment=smoke` [^|]*\| ≈(\d+) s", BENCHMARKS)
     assert number(r"build in about (\d+) s", README) == round(number(r"all 70,000 images, 2 processes \| \*\*([\d.]+) s", BENCHMARKS))
-    assert (number(r"padding falls from (\d+)%", README), number(r"padding falls from \d+% to (\d+)%", README)) == (
-        round(number(r"\| ([\d.]+)% → [\d.]+% \|", BENCHMARKS)), round(number(r"\| [\d.]+% → ([\d.]+)% \|", BENCHMARKS)))
-    speedups = sorted(number(rf"\| {m} \| [\d,]+ real points/s \| [\d,]+ real points/s \(([\d.]+)×\)", BENCHMARKS)
-                      for m in ("LSTM", "FFNN"))
-    assert [number(r"padding \(([\d.]+)–[\d.]+× more", README), number(r"padding \([\d.]+–([\d.]+)× more", README)] == [
-        round(s, 1) for s in speedups]
-    assert (number(r"about (\d+)% of the LSTM's training time", README), number(r"(\d+)% of the FFNN's\)", README)) == (
-        number(r"that is (\d+)% of the LSTM's", BENCHMARKS), number(r"and (\d+)% of the FFNN's training", BENCHMARKS))
+    padding = {row: number(rf"\| {row} \([^|]*\| [\d,]+ \| [\d.]+× \| ([\d.]+)% \|", BENCHMARKS)
+               for row in ("random", "stratified", "by length")}
+    assert number(r"padding falls from (\d+)% to \d+%", README) == round(padding["random"])
+    assert number(r"padding falls from \d+% to (\d+)%", README) == round(padding["stratified"])
+    assert number(r"cuts padding to (\d+)%", README) == round(padding["by length"])
+    ratio = {row: number(rf"\| {row} \([^|]*\| [\d,]+ \| ([\d.]+)× \|", BENCHMARKS)
+             for row in ("stratified", "by length")}
+    assert number(r"\(([\d.]+)× more real points/s than random batches", README) == round(ratio["stratified"], 1)
+    assert number(r"random batches; ([\d.]+)× sorting by length alone", README) == round(ratio["by length"], 1)
     # a checkpoint's interval in seconds: the default points at the LSTM's measured speeds
     every = OmegaConf.load(REPO / "conf" / "config.yaml").checkpoint.every_points
     cores = every / number(r"1 M points take [\d.]+ s and [\d.]+ s at ([\d,]+) and", BENCHMARKS)

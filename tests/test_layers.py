@@ -17,7 +17,8 @@ LAYERS = [
     ("isl.curricula",),
     ("isl.callbacks", "isl.checkpoints", "isl.config", "isl.devices", "isl.loggers", "isl.rundir",
      "isl.train", "isl.wandb_offline"),
-    ("isl.analyze", "isl.bench", "isl.cli", "isl.generate", "isl.report", "isl.sweeps", "isl.transfer"),
+    ("isl.analyze", "isl.baselines", "isl.bench", "isl.cli", "isl.generate", "isl.report", "isl.score",
+     "isl.scribbles", "isl.sweeps", "isl.transfer"),
 ]
 
 

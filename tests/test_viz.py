@@ -97,8 +97,9 @@ def test_density_map_concentrates_on_the_digit(trained):
         assert 0.7 * (len(steps) - 1) < mass < 1.5 * (len(steps) - 1)
         points = dm.test.points(i)
         at_digit = density[4 * points[:, 1], 4 * points[:, 0]].mean()
-        # untrained ~1, ~3 after 40 batches, 8 to 15 after 150; with the shift ignored ~1 or less
-        assert at_digit > 6 * density.mean(), (i, at_digit, density.mean())
+        # untrained ~1, ~3 after 40 batches, 6 to 15 after 150 (the order of sequences within a
+        # batch moves it within that range); with the shift ignored ~1 or less
+        assert at_digit > 4 * density.mean(), (i, at_digit, density.mean())
 
 
 def test_density_figure_is_drawn(trained, tmp_path):
