@@ -10,7 +10,8 @@ from conftest import REPO
 from omegaconf import OmegaConf
 
 from isl.data.curriculum import CurriculumBatchSampler, CurriculumState
-from isl.data.datamodule import StrokeBatch, StrokeDataModule, to_pixels, to_units
+from isl.data.datamodule import StrokeBatch, StrokeDataModule
+from isl.data.units import to_pixels, to_units
 from isl.data.sources import MnistSource
 
 
@@ -318,3 +319,12 @@ def test_sequences_longer_than_max_length_are_truncated(real_source):
 def test_bad_sizes_are_refused_naming_the_key(real_source, key, value):
     with pytest.raises(ValueError, match=f"data.{key}"):
         StrokeDataModule(real_source, **{key: value})
+
+
+def test_units_live_in_their_own_module_that_the_model_uses_too():
+    """One place converts pixels and input units; the model does not reach into the DataModule."""
+    import ast
+
+    imports = {node.module for node in ast.walk(ast.parse((REPO / "isl/models/module.py").read_text()))
+               if isinstance(node, ast.ImportFrom)}
+    assert "isl.data.units" in imports and "isl.data.datamodule" not in imports

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 from isl.checks import positive_int
 from isl.data.curriculum import CurriculumBatchSampler, CurriculumState, check_batching
 from isl.data.sequences import StrokeSet
+from isl.data.units import SCALINGS, offset_units, to_units
 from isl.data.sources import StrokeSource
 
 
@@ -19,7 +20,7 @@ from isl.data.sources import StrokeSource
 class StrokeBatch:
     """Sequences padded to the longest in the batch (after curriculum truncation).
 
-    ``steps[..., :2]`` are offsets in input units, ``to_units(pixels, offset_shift,
+    ``steps[..., :2]`` are offsets in input units (``isl.data.units``), ``to_units(pixels, offset_shift,
     offset_scale)`` with the DataModule's numbers (row 0, the start point, converted alike);
     ``steps[..., 2:]`` the end-of-stroke and end-of-digit flags. Padding is zero and ``mask`` is
     False there. ``n_points`` counts the real steps, the paper's unit of progress.
@@ -44,19 +45,6 @@ class StrokeBatch:
             return self
         return replace(self, **{f.name: getattr(self, f.name).to(device, non_blocking=True)
                                 for f in fields(self) if isinstance(getattr(self, f.name), torch.Tensor)})
-
-
-SCALINGS = ("range", "std", "fixed")
-
-
-def to_units(xy, shift, scale):
-    """Pixels -> input units, per coordinate: (xy - shift) / scale."""
-    return (xy - shift) / scale
-
-
-def to_pixels(xy, shift, scale):
-    """Input units -> pixels, per coordinate: xy * scale + shift (the inverse of ``to_units``)."""
-    return xy * scale + shift
 
 
 class _Indices(Dataset):
@@ -114,20 +102,7 @@ class StrokeDataModule(L.LightningDataModule):
             return
         self.train = self.source.load("train", self.num_train)
         self.test = self.source.load("test", self.num_test)
-        # Input units = (pixels - offset_shift) / offset_scale, from the training offsets; row 0
-        # of each sequence (the start point) is not an offset: it is converted alike, not counted.
-        is_offset = np.ones(len(self.train.steps), bool)
-        is_offset[self.train.starts[:-1]] = False
-        offsets = self.train.steps[is_offset, :2].astype(np.float64)
-        if self.scaling == "range":
-            # The paper's code (utils.py DataLoader): (x - rangemin) / rangelen, one range for dx
-            # and dy (-22.6 and 55.2 there, from the full MNIST stroke set): offsets in [0, 1].
-            low, high = offsets.min(), offsets.max()
-            shift, scale = np.full(2, low), np.full(2, high - low)
-        elif self.scaling == "fixed":  # the paper's code as run: its own full-set numbers
-            shift, scale = np.full(2, self.offset_min), np.full(2, self.offset_range)
-        else:  # "std": unit spread per coordinate, no shift
-            shift, scale = np.zeros(2), offsets.std(axis=0)
+        shift, scale = offset_units(self.train, self.scaling, self.offset_min, self.offset_range)
         self.offset_shift = torch.tensor(shift, dtype=torch.float32)
         self.offset_scale = torch.tensor(scale, dtype=torch.float32)
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from isl.checks import positive_int
-from isl.data.datamodule import to_pixels, to_units
+from isl.data.units import to_pixels, to_units
 from isl.models.backbones import BACKBONES
 from isl.models.mdn import RHO_BOUND, SIGMA_FLOOR_PX, Mixture, MixtureDensityHead, prediction_loss
 from isl.models.metrics import rmse_per_coordinate
