@@ -5,7 +5,7 @@
 
 Writes ``<sweep>/report/`` (or ``--out``): ``rmse_sampled.png``, ``rmse_expected.png``,
 ``nll_px.png`` and ``bits_per_point.png`` (one panel per batching x model cell, one line per
-curriculum, the trivial predictors' levels as dashed lines), ``summary.md`` (the tables, the
+curriculum, the trivial predictors' levels as purple lines), ``summary.md`` (the tables, the
 reference levels, the figures, warnings, failed and unfinished jobs) and ``summary.csv`` (the
 table, one row per cell and curriculum).
 
@@ -311,7 +311,7 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", ysca
     for metric, label in LIKELIHOODS.items():
         figures[metric] = plot_curves(cells, metric, out / f"{metric}.png", xscale=xscale,
                                       title=f"Test {label} per curriculum", cell_title=cell_title,
-                                      ylabel=f"test {label}",
+                                      ylabel=f"test {label}", yscale=yscale if metric == "bits_per_point" else "linear",
                                       references={k: REFERENCES[k] for k in FIGURE_REFERENCES[metric]})
     figures["accuracy"] = plot_curves(cells, "accuracy", out / "accuracy.png", xscale=xscale,
                                       title="Test accuracy (class at the last point)",
@@ -363,7 +363,7 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", ysca
     md += ["## Figures", "",
            f"Line: mean over seeds; band: {BAND} over seeds. "
            + ("The evaluation before training (0 points) is off the log axis. " if xscale == "log" else "")
-           + "Dotted: regular's best (seed mean); dashed: trivial predictors on the same test set.", "",
+           + "Dotted grey: regular's best (seed mean); purple: trivial predictors on the same test set.", "",
            *(accuracy_figure + rmse_figures if transfer else rmse_figures + accuracy_figure)]
     failed = [j for j in jobs if j.error is not None]
     unfinished = [j for j in jobs if not j.finished and j.error is None]
@@ -388,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--xscale", choices=("log", "linear"), default="log",
                         help="x-axis of the figures (default: log)")
     parser.add_argument("--yscale", choices=("log", "linear"), default="linear",
-                        help="y-axis of the RMSE figures (default: linear; log shows late "
+                        help="y-axis of the RMSE and bits figures (default: linear; log shows late "
                              "differences between curricula that an early spike would flatten)")
     parser.add_argument("--at", type=lambda text: [float(x) for x in text.split(",")],
                         help="points of the along-the-way tables, e.g. 2.5e5,1e6,5e6 "

@@ -38,12 +38,10 @@ def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title
         if "regular" in curves and metric != "accuracy":
             ax.axhline(curves["regular"].mean(metric).min(), color="gray", linestyle=":", linewidth=1)
         reference = next(iter(curves.values())).reference
-        for key, label in (references or {}).items():
-            if key in reference:
-                ax.axhline(reference[key], color="tab:purple", linestyle="--", linewidth=0.8)
-                ax.annotate(f"{label}: {reference[key]:.3g}", (0.01, reference[key]),
-                            xycoords=("axes fraction", "data"), fontsize=7, color="tab:purple",
-                            va="bottom")
+        present = [(key, label) for key, label in (references or {}).items() if key in reference]
+        for (key, label), style in zip(present, ("--", ":", "-.")):  # close levels: told apart in the legend
+            ax.axhline(reference[key], color="tab:purple", linestyle=style, linewidth=0.9,
+                       label=f"{label}: {reference[key]:.3g}")
         ax.set_xscale(xscale)
         ax.set_yscale(yscale)
         if yscale == "log":  # plain numbers at 1, 2, 3, 5, 10, ...: RMSEs span a decade or two
@@ -60,7 +58,7 @@ def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title
     for ax in axes[:, 0]:
         ax.set_ylabel(ylabel + (" (log scale)" if yscale == "log" else ""))
     best = "; dotted: regular's best" if metric != "accuracy" else ""
-    best += "; dashed: trivial predictors" if references else ""
+    best += "; purple: trivial predictors" if references else ""
     fig.suptitle(f"{title}\nline: mean over seeds; band: {BAND} over seeds{best}",
                  fontsize=11 if cols > 1 else 10)
     fig.tight_layout()
