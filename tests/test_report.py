@@ -297,6 +297,9 @@ def test_smoke_sweep_end_to_end(tmp_path, full_data_dir):
                                                            for m in ("lstm", "ffnn")}
     assert all(r["seeds"] == "1" and np.isfinite(float(r["final_rmse_mean"])) for r in rows)
     md = (out / "summary.md").read_text()
-    assert md.count("\n| regular |") == 4 and "16 jobs: 16 summarised, 0 failed" in md
-    for name in ("rmse_sampled.png", "rmse_expected.png"):
+    # per cell: a row in the RMSE table and one in the proper scores' table; reference levels
+    assert md.count("\n| regular |") == 8 and "16 jobs: 16 summarised, 0 failed" in md
+    assert md.count("\n| no movement | RMSE (expected value) |") == 4
+    assert all(np.isfinite(float(r["final_bits_per_point"])) and float(r["zero_rmse"]) > 0 for r in rows)
+    for name in ("rmse_sampled.png", "rmse_expected.png", "nll_px.png", "bits_per_point.png"):
         assert non_white_fraction(out / name) > 0.01
