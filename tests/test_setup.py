@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from isl.baselines import compose
 from isl.data.datamodule import StrokeDataModule
 from isl.models.module import SequenceMDN
+from isl.rundir import _flat
 
 ORIGINAL = {"data.scaling": "fixed", "data.offset_min": -22.6, "data.offset_range": 55.2,
             "model.sigma_floor_px": None, "model.rho_bound": 0.95, "model.max_weight_penalty": 0.25,
@@ -23,17 +24,7 @@ REVERTED = {"units": {"data.scaling": "range"},
 
 
 def flat(*overrides) -> dict:
-    cfg = OmegaConf.to_container(compose(list(overrides)), resolve=False)
-    out = {}
-
-    def walk(node, prefix):
-        for k, v in node.items():
-            if isinstance(v, dict):
-                walk(v, f"{prefix}{k}.")
-            else:
-                out[f"{prefix}{k}"] = v
-    walk(cfg, "")
-    return out
+    return _flat(OmegaConf.to_container(compose(list(overrides)), resolve=False))
 
 
 @pytest.mark.parametrize("experiment", ["exp1", "exp2", "exp3", "grid", "smoke", "ablation"])
