@@ -45,7 +45,7 @@ def build_datamodule(cfg: DictConfig) -> StrokeDataModule:
                             batching=OmegaConf.to_container(cfg.batching, resolve=True),
                             test_batch_size=data.test_batch_size, seed=cfg.seed,
                             scaling=data.scaling, offset_min=data.offset_min,
-                            offset_range=data.offset_range)
+                            offset_range=data.offset_range, count=data.count)
 
 
 def run(cfg: DictConfig, out_dir: Path) -> str:

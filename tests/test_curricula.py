@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import lightning as L
 import pytest
 import torch
@@ -80,6 +82,43 @@ def drive_more(curriculum, dm, trainee, rmses, points=1000):
     for rmse in rmses:
         trainee.feed(rmse, points)
         curriculum.on_train_batch_end(run, trainee, None, None, 0)
+
+
+class SequenceTrainee(Trainee):
+    """What the paper's code's window reads: the last batch's errors per sequence."""
+
+    def feed_sequences(self, rmse: float, sequences: int, points: int):
+        self.per_sequence = [(2 * rmse ** 2 * points, points)] * sequences
+        self.points_processed += sequences * points
+
+    def last_sequence_errors(self):
+        return self.per_sequence
+
+
+def test_the_original_window_is_a_ring_of_sequences_counting_coordinates(dm):
+    curriculum, trainee, run = Length(min_points=5000, window="sequences"), SequenceTrainee(), Run(dm)
+    curriculum.on_train_start(run, trainee)
+
+    def batches(rmse, n):  # batches of 50 sequences, each as long as the stage's length
+        stages = []
+        for _ in range(n):
+            trainee.feed_sequences(rmse, 50, curriculum.length(dm))
+            curriculum.on_train_batch_end(run, trainee, None, None, 0)
+            stages.append(curriculum.stage)
+        return stages
+
+    # Length 2: it counts once it holds 5,000 coordinates = 2,500 points = 1,250 sequences.
+    assert batches(1.0, 25) == [0] * 24 + [1]
+    # Length 4: a ring of ceil(5,000 / 4) = 1,250 sequences. After 40 bad batches and k good
+    # ones it holds 1,250 - 50k bad sequences: mean squared error 25 - k < 16 from k = 10 on
+    # (a window of all 2,000 + 50k sequences since the step up would need k = 23).
+    assert batches(5.0, 40) == [1] * 40
+    assert batches(0.0, 10) == [1] * 9 + [2]
+    assert len(curriculum.window) == 0                      # rebuilt at the step up
+    batches(5.0, 40)
+    assert len(curriculum.window) == math.ceil(5000 / 8)   # length 8
+    with pytest.raises(ValueError, match="curriculum.window"):
+        Length(window="batches")
 
 
 def test_a_window_shorter_than_min_points_never_steps(dm):

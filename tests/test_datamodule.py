@@ -10,7 +10,7 @@ from conftest import REPO
 from omegaconf import OmegaConf
 
 from isl.data.curriculum import CurriculumBatchSampler, CurriculumState
-from isl.data.datamodule import StrokeBatch, StrokeDataModule
+from isl.data.datamodule import COUNTS, StrokeBatch, StrokeDataModule
 from isl.data.units import to_pixels, to_units
 from isl.data.sources import MnistSource
 
@@ -328,3 +328,19 @@ def test_units_live_in_their_own_module_that_the_model_uses_too():
     imports = {node.module for node in ast.walk(ast.parse((REPO / "isl/models/module.py").read_text()))
                if isinstance(node, ast.ImportFrom)}
     assert "isl.data.units" in imports and "isl.data.datamodule" not in imports
+
+
+def test_counting_targets_keeps_a_row_more_per_length_and_a_point_less_per_sequence(real_source):
+    from isl.curricula.length import Length
+    rows, targets = (StrokeDataModule(real_source, num_train=300, num_test=50, count=c) for c in COUNTS)
+    for dm in (rows, targets):
+        dm.setup()
+        Length().apply(dm)  # the first stage: length 2
+    assert (rows.curriculum.max_length, targets.curriculum.max_length) == (2, 3)
+    assert targets.longest == rows.longest - 1 == int(rows.train.lengths.max()) - 1
+    idx = np.arange(50)
+    a, b = rows.collate(idx, max_length=rows.curriculum.max_length), targets.collate(idx, max_length=3)
+    assert a.n_points == 100 and b.n_points == 100 and b.steps.shape[1] == 3   # 2 rows; 2 targets
+    assert targets.collate(idx).n_points == rows.collate(idx).n_points - 50
+    with pytest.raises(ValueError, match="data.count"):
+        StrokeDataModule(real_source, count="points")

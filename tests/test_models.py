@@ -121,6 +121,24 @@ def test_prediction_loss_is_the_masked_mean_of_nll_and_both_bernoulli_terms(real
     assert not np.isclose(loss, per_step.mean())                       # the mask really matters
 
 
+def test_the_original_epsilon_takes_minus_log_of_each_probability_plus_epsilon(real_source):
+    batch = first_batch(make_dm(real_source))
+    target, mask = batch.steps[:, 1:].double(), batch.mask[:, 1:]
+    target[:, 0, :2] = 40.0   # the first offsets far out of reach: their density underflows
+    mixture = random_mixture(target.shape[:2], scale=1.5, seed=3)
+    t, m, eps = target.numpy(), mask.numpy(), 1e-10
+    p_eos, p_eod = (1 / (1 + np.exp(-mixture_array(mixture, k))) for k in ("eos_logit", "eod_logit"))
+    per_step = -(np.log(scipy_density(mixture, t[..., :2]) + eps)
+                 + np.log(np.where(t[..., 2] == 1, p_eos, 1 - p_eos) + eps)
+                 + np.log(np.where(t[..., 3] == 1, p_eod, 1 - p_eod) + eps))
+    loss = prediction_loss(mixture, target, mask, epsilon=eps).item()
+    np.testing.assert_allclose(loss, per_step[m].mean(), rtol=1e-9)
+    assert per_step[:, 0].max() <= -np.log(eps) + 1                    # bounded where p underflows
+    assert prediction_loss(mixture, target, mask).item() > loss + 1     # and unbounded without it
+    with pytest.raises(ValueError, match="model.nll_epsilon"):
+        SequenceMDN(nll_epsilon=-1e-10)
+
+
 # --- 2. padding, masked tails and curriculum truncation -----------------------------------------
 @pytest.mark.parametrize("network", ["lstm", "ffnn"])
 def test_extra_padding_leaves_the_loss_unchanged(real_source, network):

@@ -25,10 +25,18 @@ def doubled(start: int, stage: int, stages: int) -> int | None:
     return None if stage >= stages - 1 else start * 2 ** stage
 
 
+# How the training RMSE a curriculum steps up on is windowed: the last ``window_points()``
+# points, by batches (isl), or the paper's code's ring of sequences (train.py, stats_train_inc):
+# the last ceil(window_points() / min(L, mean length)) sequences, L the stage's length, counted
+# once they hold window_points() coordinates, i.e. half as many points (its "points" count dx and
+# dy apart); the mean length is in rows, the original's avgseqlength.
+WINDOWS = ("points", "sequences")
+
+
 class Curriculum(L.Callback):
     """Steps up when the training RMSE over the last ``window_points()`` training points
-    (``min_points`` unless a subclass says otherwise) falls below ``threshold`` pixels, then
-    starts a new window.
+    (``min_points`` unless a subclass says otherwise; windowed as ``window`` says, see WINDOWS)
+    falls below ``threshold`` pixels, then starts a new window.
 
     The RMSE is that of points sampled from the predicted mixture, per coordinate (the paper's
     measure: squared dx and dy errors over 2 x points), the same ``train/rmse_sampled`` the run
@@ -36,11 +44,14 @@ class Curriculum(L.Callback):
     DataModule's curriculum state.
     """
 
-    def __init__(self, threshold: float = 4.0, min_points: int = 5000):
+    def __init__(self, threshold: float = 4.0, min_points: int = 5000, window: str = "points"):
         if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or threshold <= 0:
             raise ValueError(f"curriculum.threshold must be a number > 0 (pixels), got {threshold!r}")
+        if window not in WINDOWS:
+            raise ValueError(f"curriculum.window must be one of {WINDOWS}, got {window!r}")
         self.threshold = float(threshold)
         self.min_points = positive_int("curriculum.min_points", min_points)
+        self.window_by = window
         self.stage = 0
         self.window: deque[tuple[float, int]] = deque()  # (sum of squared errors, points) per batch
         self.window_sums = [0.0, 0]
@@ -55,6 +66,10 @@ class Curriculum(L.Callback):
 
     def window_points(self, datamodule) -> int:
         return self.min_points
+
+    def length(self, datamodule) -> int | None:
+        """The stage's sequence length (``data.count``); None: whole sequences."""
+        return None
 
     def describe(self, datamodule) -> str:
         """A few words on the current stage, for the progress bar and the log."""
@@ -75,16 +90,19 @@ class Curriculum(L.Callback):
         datamodule = trainer.datamodule
         if self.stage >= self.num_stages(datamodule) - 1:
             return
-        sq, n = module.last_batch_error()
-        self.window.append((sq, n))
-        self.window_sums[0] += sq
-        self.window_sums[1] += n
         needed = self.window_points(datamodule)
-        while len(self.window) > 1 and self.window_sums[1] - self.window[0][1] >= needed:
-            old_sq, old_n = self.window.popleft()
-            self.window_sums[0] -= old_sq
-            self.window_sums[1] -= old_n
-        if self.window_sums[1] >= needed and self.rmse < self.threshold:
+        if self.window_by == "points":
+            self._add([module.last_batch_error()])
+            while len(self.window) > 1 and self.window_sums[1] - self.window[0][1] >= needed:
+                self._drop()
+            ready = self.window_sums[1] >= needed
+        else:
+            self._add(module.last_sequence_errors())
+            length = min(self.length(datamodule) or math.inf, datamodule.train.lengths.mean())
+            while len(self.window) > math.ceil(needed / length):
+                self._drop()
+            ready = 2 * self.window_sums[1] >= needed
+        if ready and self.rmse < self.threshold:
             rmse = self.rmse
             self.stage += 1
             self.window.clear()
@@ -93,6 +111,17 @@ class Curriculum(L.Callback):
             log.info("Curriculum step up at %s points (training RMSE %.3f < %.3g): %s",
                      f"{module.points_processed:,}", rmse, self.threshold, self.describe(datamodule))
             self._record(trainer, module)
+
+    def _add(self, errors) -> None:
+        for sq, n in errors:
+            self.window.append((sq, n))
+            self.window_sums[0] += sq
+            self.window_sums[1] += n
+
+    def _drop(self) -> None:
+        old_sq, old_n = self.window.popleft()
+        self.window_sums[0] -= old_sq
+        self.window_sums[1] -= old_n
 
     def _record(self, trainer, module) -> None:
         module.write_metrics({"curriculum/stage": float(self.stage)})

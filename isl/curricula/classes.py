@@ -9,8 +9,9 @@ DIGITS = tuple(range(10))
 
 
 class Classes(Curriculum):
-    def __init__(self, threshold: float = 4.0, min_points: int = 5000, order=DIGITS):
-        super().__init__(threshold, min_points)
+    def __init__(self, threshold: float = 4.0, min_points: int = 5000, order=DIGITS,
+                 window: str = "points"):
+        super().__init__(threshold, min_points, window)
         order = list(order)
         if sorted(order) != list(DIGITS) or any(isinstance(c, bool) for c in order):
             raise ValueError("curriculum.order must list each digit 0-9 exactly once (the order "

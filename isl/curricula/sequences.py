@@ -9,8 +9,9 @@ from isl.curricula.base import Curriculum, doubled, doubling_stages
 
 
 class Sequences(Curriculum):
-    def __init__(self, threshold: float = 4.0, start_sequences: int = 10, window_factor: int = 50):
-        super().__init__(threshold)
+    def __init__(self, threshold: float = 4.0, start_sequences: int = 10, window_factor: int = 50,
+                 window: str = "points"):
+        super().__init__(threshold, window=window)
         self.start_sequences = positive_int("curriculum.start_sequences", start_sequences)
         self.window_factor = positive_int("curriculum.window_factor", window_factor)
 

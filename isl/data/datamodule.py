@@ -23,7 +23,7 @@ class StrokeBatch:
     ``steps[..., :2]`` are offsets in input units (``isl.data.units``), ``to_units(pixels, offset_shift,
     offset_scale)`` with the DataModule's numbers (row 0, the start point, converted alike);
     ``steps[..., 2:]`` the end-of-stroke and end-of-digit flags. Padding is zero and ``mask`` is
-    False there. ``n_points`` counts the real steps, the paper's unit of progress.
+    False there. ``n_points`` counts the real steps (``data.count``), the paper's unit of progress.
     """
 
     steps: torch.Tensor    # (B, T, 4) float32
@@ -60,12 +60,20 @@ class _Indices(Dataset):
         return i
 
 
+# What a curriculum length and a processed point count: every row of a sequence, the start point
+# included (isl), or the rows predicted, one fewer per sequence (the paper's code, whose length L
+# is L targets, L + 1 rows, and whose points processed are its loss's target rows).
+COUNTS = ("rows", "targets")
+
+
 class StrokeDataModule(L.LightningDataModule):
     def __init__(self, source: StrokeSource, num_train: int | None = 10_000, num_test: int | None = 5_000,
                  max_length: int = 100, batching: dict | None = None, test_batch_size: int = 500,
                  seed: int = 0, scaling: str = "range", offset_min: float = -22.6,
-                 offset_range: float = 55.2):
+                 offset_range: float = 55.2, count: str = "rows"):
         super().__init__()
+        if count not in COUNTS:
+            raise ValueError(f"data.count must be one of {COUNTS}, got {count!r}")
         if scaling not in SCALINGS:
             raise ValueError(f"data.scaling must be one of {SCALINGS}, got {scaling!r}")
         for key, value in (("num_train", num_train), ("num_test", num_test)):
@@ -86,10 +94,24 @@ class StrokeDataModule(L.LightningDataModule):
         self.seed = seed
         self.scaling = scaling
         self.offset_min, self.offset_range = offset_min, offset_range
+        self.count = count
         self.curriculum = CurriculumState()
         self.train: StrokeSet | None = None
         self.test: StrokeSet | None = None
         self.sampler: CurriculumBatchSampler | None = None
+
+    @property
+    def _start_rows(self) -> int:
+        return int(self.count == "targets")
+
+    def rows(self, length: int) -> int:
+        """The rows a curriculum length (``data.count``) keeps of a sequence."""
+        return length + self._start_rows
+
+    @property
+    def longest(self) -> int:
+        """The longest training sequence as a curriculum length (``data.count``)."""
+        return int(self.train.lengths.max()) - self._start_rows
 
     # --- data -------------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -124,7 +146,8 @@ class StrokeDataModule(L.LightningDataModule):
         return StrokeBatch(steps=steps, mask=torch.from_numpy(mask),
                            lengths=torch.from_numpy(lengths), labels=torch.from_numpy(
                                strokes.labels[indices].astype(np.int64)),
-                           indices=torch.from_numpy(indices), n_points=int(lengths.sum()),
+                           indices=torch.from_numpy(indices),
+                           n_points=int(lengths.sum()) - self._start_rows * len(indices),
                            **self._provenance(strokes))
 
     def _provenance(self, strokes: StrokeSet) -> dict:

@@ -9,7 +9,8 @@ Per step the head maps the network's hidden state to
   rho^j    correlations, tanh                  (eq. 21)
 plus an end-of-digit logit and 10 class logits. The density of the next offset is the mixture
 of bivariate Gaussians of eq. 22-24 and the loss its negative log-likelihood with the Bernoulli
-terms (eq. 25). Everything is computed on log densities with log-sum-exp: no epsilons.
+terms (eq. 25). Everything is computed on log densities with log-sum-exp: no epsilons (except
+``model.nll_epsilon``, the paper's code's, by name).
 """
 
 from __future__ import annotations
@@ -173,13 +174,19 @@ class MixtureDensityHead(nn.Module):
                        class_logits=rest[..., 2:])
 
 
-def prediction_loss(mixture: Mixture, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def prediction_loss(mixture: Mixture, target: torch.Tensor, mask: torch.Tensor,
+                    epsilon: float = 0.0) -> torch.Tensor:
     """Eq. 25 per real step, averaged over the real steps: -log p(offset) + BCE(eos) + BCE(eod).
 
     ``target`` (B, T, 4) holds the next steps (dx, dy, eos, eod); ``mask`` (B, T) marks real ones.
     Padding and curriculum-truncated steps are excluded by the mask, not weighted down.
+    ``epsilon`` > 0 takes -log(P + epsilon) of each of the three probabilities instead, as the
+    paper's code does (model.py get_stroke_loss, 1e-10): a term's loss is then bounded by
+    -log(epsilon) and its gradient vanishes where P underflows it.
     """
-    nll = -mixture.log_density(target[..., :2])
-    nll = nll + F.binary_cross_entropy_with_logits(mixture.eos_logit, target[..., 2], reduction="none")
-    nll = nll + F.binary_cross_entropy_with_logits(mixture.eod_logit, target[..., 3], reduction="none")
-    return nll[mask].mean()
+    log_ps = [mixture.log_density(target[..., :2]),
+              -F.binary_cross_entropy_with_logits(mixture.eos_logit, target[..., 2], reduction="none"),
+              -F.binary_cross_entropy_with_logits(mixture.eod_logit, target[..., 3], reduction="none")]
+    if epsilon:
+        log_ps = [torch.logaddexp(p, torch.full_like(p, math.log(epsilon))) for p in log_ps]
+    return -sum(log_ps)[mask].mean()

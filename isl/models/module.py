@@ -31,7 +31,8 @@ class SequenceMDN(L.LightningModule):
                  lr_decay: float = 0.99995, grad_clip: float | None = 10.0,
                  prediction_weight: float = 1.0, class_loss_weight: float = 0.0,
                  init_from: str | None = None, sigma_floor_px: float | None = SIGMA_FLOOR_PX,
-                 rho_bound: float = RHO_BOUND, max_weight_penalty: float = 0.0, init: str = "torch"):
+                 rho_bound: float = RHO_BOUND, max_weight_penalty: float = 0.0, init: str = "torch",
+                 nll_epsilon: float = 0.0):
         super().__init__()
         if network not in BACKBONES:
             raise ValueError(f"model.network must be one of {sorted(BACKBONES)}, got {network!r}")
@@ -49,6 +50,8 @@ class SequenceMDN(L.LightningModule):
         if isinstance(max_weight_penalty, bool) or not isinstance(max_weight_penalty, (int, float)) \
                 or max_weight_penalty < 0:
             raise ValueError(f"model.max_weight_penalty must be a number >= 0, got {max_weight_penalty!r}")
+        if isinstance(nll_epsilon, bool) or not isinstance(nll_epsilon, (int, float)) or not 0 <= nll_epsilon < 1:
+            raise ValueError(f"model.nll_epsilon must be a number in [0, 1), got {nll_epsilon!r}")
         if init not in INITS:
             raise ValueError(f"model.init must be one of {INITS}, got {init!r}")
         if prediction_weight == 0 and class_loss_weight == 0:
@@ -71,6 +74,7 @@ class SequenceMDN(L.LightningModule):
         self.points_processed = 0
         self._sums = None
         self.last_sums = None
+        self.last_sequence_sums = None
         self._pass = None
         self._clock = None
 
@@ -119,7 +123,7 @@ class SequenceMDN(L.LightningModule):
         # Step t predicts step t + 1; the last position only feeds the class output.
         prediction = mixture.map(lambda t: t[:, :-1])
         target, mask = batch.steps[:, 1:], batch.mask[:, 1:]
-        nll = prediction_loss(prediction, target, mask)
+        nll = prediction_loss(prediction, target, mask, self.hparams.nll_epsilon)
         loss = self.hparams.prediction_weight * nll
         last = mixture.class_logits[torch.arange(len(batch), device=self.device), batch.lengths - 1]
         if self.hparams.class_loss_weight:  # the class at every step (the transfer task)
@@ -133,6 +137,11 @@ class SequenceMDN(L.LightningModule):
             sampled = self.to_pixels(prediction.sample(generator)[mask])
             expected = self.to_pixels(prediction.mean()[mask])
             n = mask.sum()
+            if self.training:  # per sequence, for a curriculum window of sequences (curriculum.window)
+                owner = torch.arange(len(batch), device=self.device).unsqueeze(1).expand_as(mask)[mask]
+                sq = ((sampled - true_xy) ** 2).sum(-1)
+                self.last_sequence_sums = torch.zeros(len(batch), 2, device=self.device).index_add_(
+                    0, owner, torch.stack([sq, torch.ones_like(sq)], -1))
             bits = self._bits(prediction, target, mask, true_xy) if discrete else torch.zeros_like(loss)
             sums = torch.stack([loss.detach() * n, (nll.detach() + self.log_jacobian) * n, bits,
                                 ((sampled - true_xy) ** 2).sum(),
@@ -201,6 +210,13 @@ class SequenceMDN(L.LightningModule):
         picked = self.last_sums[[_SUMS.index("sq_err_sampled"), _SUMS.index("points")]]
         sq, n = self._sum_over_ranks(picked).tolist()
         return sq, int(n)
+
+    def last_sequence_errors(self) -> list[tuple[float, int]]:
+        """``last_batch_error`` per sequence of the last training batch, over all processes."""
+        sums = self.last_sequence_sums
+        if self._world() > 1:
+            sums = self.all_gather(sums).reshape(-1, 2)
+        return [(sq, int(n)) for sq, n in sums.tolist()]
 
     # --- several processes (DDP): every rank counts and decides on the same global numbers ----
     def _world(self) -> int:
