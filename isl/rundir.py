@@ -34,7 +34,10 @@ NEUTRAL = ("paths", "logger", "trainer", "viz", "checkpoint", "name", "transfer"
 # computes what isl computed before the key existed: a run whose run-config.yaml lacks one
 # resumes (or counts as finished) when the key has that value now. Add every new key here;
 # tests/test_rundir.py checks today's defaults against configs saved before.
-ADDED: dict[str, object] = {"data.count": "rows", "curriculum.window": "points", "model.nll_epsilon": 0.0}
+ADDED: dict[str, object] = {
+    "data.count": "rows", "curriculum.window": "points",                 # 2026-12-02
+    "model.nll_epsilon": 0.0, "model.misalign_ffnn": False,             # 2026-12-02
+}
 
 
 def results_config(cfg: DictConfig) -> dict:

@@ -128,13 +128,14 @@ def test_the_original_epsilon_takes_minus_log_of_each_probability_plus_epsilon(r
     mixture = random_mixture(target.shape[:2], scale=1.5, seed=3)
     t, m, eps = target.numpy(), mask.numpy(), 1e-10
     p_eos, p_eod = (1 / (1 + np.exp(-mixture_array(mixture, k))) for k in ("eos_logit", "eod_logit"))
-    per_step = -(np.log(scipy_density(mixture, t[..., :2]) + eps)
+    density = scipy_density(mixture, t[..., :2])
+    per_step = -(np.log(density + eps)
                  + np.log(np.where(t[..., 2] == 1, p_eos, 1 - p_eos) + eps)
                  + np.log(np.where(t[..., 3] == 1, p_eod, 1 - p_eod) + eps))
     loss = prediction_loss(mixture, target, mask, epsilon=eps).item()
     np.testing.assert_allclose(loss, per_step[m].mean(), rtol=1e-9)
-    assert per_step[:, 0].max() <= -np.log(eps) + 1                    # bounded where p underflows
-    assert prediction_loss(mixture, target, mask).item() > loss + 1     # and unbounded without it
+    assert (density[:, 0] < 1e-30).all()                               # underflowed: the term is
+    assert prediction_loss(mixture, target, mask).item() > loss + 1     # bounded only with epsilon
     with pytest.raises(ValueError, match="model.nll_epsilon"):
         SequenceMDN(nll_epsilon=-1e-10)
 
@@ -606,3 +607,21 @@ def test_no_sigma_floor_and_the_paper_s_rho_bound():
         net.head.linear.bias[5 * K:6 * K] = 20.0
     mixture, _ = net(torch.zeros(1, 2, 4))
     assert mixture.log_sigma.max() < -30 and mixture.rho.abs().max() <= 0.95
+
+
+def test_misaligned_ffnn_scores_each_prediction_against_the_original_codes_target(real_source):
+    """model.misalign_ffnn: the paper's code flattened FFNN predictions time-major and targets
+    batch-major; flat row r holds step r // B of sequence r % B against step r % T of r // T."""
+    dm = make_dm(real_source, batch_size=5)
+    batch = first_batch(dm)
+    aligned, misaligned = model("ffnn", seed=4), model("ffnn", seed=4, misalign_ffnn=True)
+    mixture, _ = aligned(batch.steps)
+    prediction = mixture.map(lambda t: t[:, :-1])
+    B, T = prediction.log_pi.shape[:2]
+    order = [(r % B, r // B) for r in range(B * T)]                      # time-major rows
+    moved = prediction.map(lambda t: torch.stack([t[b, s] for b, s in order]).reshape(t.shape))
+    expected = prediction_loss(moved, batch.steps[:, 1:], batch.mask[:, 1:])
+    assert misaligned._measure(batch)[0].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert aligned._measure(batch)[0].item() != pytest.approx(expected.item(), rel=1e-3)
+    with pytest.raises(ValueError, match="model.misalign_ffnn"):
+        SequenceMDN(network="lstm", misalign_ffnn=True)

@@ -32,7 +32,7 @@ class SequenceMDN(L.LightningModule):
                  prediction_weight: float = 1.0, class_loss_weight: float = 0.0,
                  init_from: str | None = None, sigma_floor_px: float | None = SIGMA_FLOOR_PX,
                  rho_bound: float = RHO_BOUND, max_weight_penalty: float = 0.0, init: str = "torch",
-                 nll_epsilon: float = 0.0):
+                 nll_epsilon: float = 0.0, misalign_ffnn: bool = False):
         super().__init__()
         if network not in BACKBONES:
             raise ValueError(f"model.network must be one of {sorted(BACKBONES)}, got {network!r}")
@@ -52,6 +52,9 @@ class SequenceMDN(L.LightningModule):
             raise ValueError(f"model.max_weight_penalty must be a number >= 0, got {max_weight_penalty!r}")
         if isinstance(nll_epsilon, bool) or not isinstance(nll_epsilon, (int, float)) or not 0 <= nll_epsilon < 1:
             raise ValueError(f"model.nll_epsilon must be a number in [0, 1), got {nll_epsilon!r}")
+        if not isinstance(misalign_ffnn, bool) or (misalign_ffnn and network != "ffnn"):
+            raise ValueError(f"model.misalign_ffnn must be true or false, and true only with network=ffnn "
+                             f"(got {misalign_ffnn!r} with network={network!r})")
         if init not in INITS:
             raise ValueError(f"model.init must be one of {INITS}, got {init!r}")
         if prediction_weight == 0 and class_loss_weight == 0:
@@ -122,6 +125,11 @@ class SequenceMDN(L.LightningModule):
         mixture, _ = self(batch.steps)
         # Step t predicts step t + 1; the last position only feeds the class output.
         prediction = mixture.map(lambda t: t[:, :-1])
+        if self.hparams.misalign_ffnn:
+            # The paper's code's FFNN (model.py): its predictions flattened time-major (row r is
+            # step r // B of sequence r % B), its targets batch-major (step r % T of sequence
+            # r // T), so row r's prediction is scored against another step's target.
+            prediction = prediction.map(lambda t: t.transpose(0, 1).reshape(t.shape))
         target, mask = batch.steps[:, 1:], batch.mask[:, 1:]
         nll = prediction_loss(prediction, target, mask, self.hparams.nll_epsilon)
         loss = self.hparams.prediction_weight * nll
