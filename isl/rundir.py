@@ -31,6 +31,10 @@ ERROR = "error.txt"
 NEUTRAL = ("paths", "logger", "trainer", "viz", "checkpoint", "name", "transfer", "budget",
            "data.mnist_dir", "data.search_dirs", "data.download", "data.source", "data.path")
 
+# Keys added after runs were made, each with the value that reproduces those runs: a directory
+# whose saved config lacks one of them resumes as long as the current value is that one.
+ADDED = {"model.class_inputs": False, "checkpoint.keep_per_decade": 0}
+
 
 def results_config(cfg: DictConfig) -> dict:
     """The part of the config that decides a run's results (credential-like values redacted:
@@ -102,7 +106,8 @@ def prepare(out_dir: Path, current: dict, budget: int, rename: str = "name=<new 
 def _differences(saved: dict, current: dict) -> list[str]:
     a, b = _flat(saved), _flat(current)
     return [f"{k}: {a.get(k, '(unset)')!r} -> {b.get(k, '(unset)')!r}"
-            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)
+            and not (k not in a and k in ADDED and b.get(k) == ADDED[k])]
 
 
 def finish(out_dir: Path, result: dict) -> None:
