@@ -2,7 +2,9 @@
 
 Writes, for the first test sequence of each of the given classes (default 0, 3 and 9, the
 paper's examples), the class belief along the sequence (``class-belief-<digit>.png``) and the
-summed predicted next-point density over the digit (``density-<digit>.png``).
+summed predicted next-point density over the digit (``density-<digit>.png``). Both are about
+a network that reads the strokes alone: a class-conditional one (``model.class_inputs=true``),
+told the class, is refused.
 """
 
 from __future__ import annotations
@@ -49,11 +51,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.out = args.out or args.checkpoint.resolve().parent.parent / "figures"
     from isl.data.sources import local_mnist
-    from isl.models.module import load_model
+    from isl.models.module import check_class_inputs, load_model
     from isl.viz.belief import class_probabilities, plot_class_belief
     from isl.viz.density import plot_density
 
     model = load_model(args.checkpoint, args.device)
+    try:
+        check_class_inputs(model, False, "isl.analyze (the class belief)", str(args.checkpoint))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     test = local_mnist(args.data_dir, args.mnist_dir).load("test")
     for digit in args.digits:
         hits = np.flatnonzero(test.labels == digit)

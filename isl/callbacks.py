@@ -18,9 +18,13 @@ def evaluation_points(budget: int, eval_every: int, per_decade: int = 0) -> list
     """Where the test set is evaluated: at 0, every ``eval_every`` points, ``per_decade``
     log-spaced points per decade over the budget's last three decades (so curves have shape at
     any budget, and suit log-scale figures), and at the budget."""
-    points = {0, budget, *range(eval_every, budget, eval_every)}
-    points.update(round(budget * 10 ** (k / per_decade - 3)) for k in range(3 * per_decade))
-    return sorted(points)
+    return sorted({0, *range(eval_every, budget, eval_every), *log_spaced(budget, per_decade)})
+
+
+def log_spaced(budget: int, per_decade: int) -> list[int]:
+    """``per_decade`` log-spaced points per decade over the budget's last three decades, and the
+    budget: budget / 1000, ..., budget."""
+    return sorted({budget, *(round(budget * 10 ** (k / per_decade - 3)) for k in range(3 * per_decade))})
 
 
 class PointsSchedule(L.Callback):

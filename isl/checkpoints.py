@@ -1,6 +1,7 @@
 """Checkpoints a run can be killed between: written atomically, every ``every_points`` sequence
 points, with everything an exact resume needs (Lightning saves the model, optimizer, schedule,
-loops, callbacks and DataModule; this adds the global random-number state)."""
+loops, callbacks and DataModule; this adds the global random-number state); and copies of the
+weights kept along training, for what is measured on trained models afterwards."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from isl.checks import positive_int
 from isl.files import atomic_write
 
 LAST = "last.ckpt"
+KEPT = "points-{:010d}.ckpt"  # a copy kept along training, named by the points processed
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -39,12 +41,19 @@ class PointsCheckpoint(L.Callback):
     Metrics buffered by the loggers are flushed first, so the CSV holds every row up to the
     checkpoint. The global random-number state goes with it: training draws the sampled-RMSE
     points (which the curricula decide on) from torch's global generator.
+
+    ``keep_at``: points at which a copy is also kept beside it, ``points-<points>.ckpt`` (at
+    the first batch boundary at or past each, named by the points processed there): the
+    weights and hyperparameters only (what ``load_model`` reads; a run resumes from
+    ``last.ckpt``), for measuring the model along training (e.g. ``isl.generate --score``).
     """
 
-    def __init__(self, every_points: int, dirpath: Path | None = None):
+    def __init__(self, every_points: int, dirpath: Path | None = None, keep_at=()):
         self.path = None if dirpath is None else Path(dirpath) / LAST
         self.every_points = positive_int("checkpoint.every_points", every_points)
+        self.keep_at = sorted(positive_int("keep_at", p) for p in keep_at)
         self.next_save = every_points
+        self.kept_through: int | None = 0  # points processed at the last kept copy
         self._rng: dict | None = None
 
     def setup(self, trainer, module, stage: str) -> None:
@@ -52,6 +61,10 @@ class PointsCheckpoint(L.Callback):
             self.path = Path(trainer.log_dir) / "checkpoints" / LAST
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        points = module.points_processed
+        if any(self.kept_through < p <= points for p in self.keep_at):
+            trainer.save_checkpoint(self.path.parent / KEPT.format(points), weights_only=True)
+            self.kept_through = points  # before last.ckpt, which carries it
         if module.points_processed >= self.next_save:
             self.next_save = (module.points_processed // self.every_points + 1) * self.every_points
             self.save(trainer)
@@ -65,15 +78,18 @@ class PointsCheckpoint(L.Callback):
         trainer.save_checkpoint(self.path, weights_only=False)  # the full state, to resume
 
     def on_train_start(self, trainer, module) -> None:
+        if self.kept_through is None:  # resumed from a checkpoint made before copies were kept
+            self.kept_through = module.points_processed
         if self._rng is not None:  # restored last, after everything that draws while setting up
             set_rng_state(self._rng)
             self._rng = None
 
     def state_dict(self) -> dict:
-        return {"next_save": self.next_save, "rng": rng_state()}
+        return {"next_save": self.next_save, "kept_through": self.kept_through, "rng": rng_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.next_save, self._rng = state["next_save"], state["rng"]
+        self.kept_through = state.get("kept_through")
 
 
 def rng_state() -> dict:

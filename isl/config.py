@@ -51,6 +51,7 @@ class Budget:
 @dataclass
 class Checkpoint:
     every_points: int = MISSING  # last.ckpt every this many training points (and at the end)
+    keep_per_decade: int = 0     # and copies kept at this many log-spaced points per decade
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Generate digits from a trained next-step predictor, one pen step at a time.
 
     python -m isl.generate runs/<run>/checkpoints/last.ckpt --n 16 --out digits.png
-        [--seed 0] [--bias 0.0] [--max-steps 100] [--prime K | --start X Y] [--cols 8] [--score]
+        [--seed 0] [--bias 0.0] [--max-steps 100] [--prime K | --start X Y] [--digit D] [--cols 8] [--score]
 
 **How a digit is generated.** The network predicts the distribution of the next row
 ``dx dy eos eod`` from the rows so far (Graves 2013, section 4). Generation feeds it one row, draws
@@ -36,8 +36,16 @@ probabilities.
 network as they are (teacher forcing), then the network finishes each digit. A digit shorter than
 K + 1 rows is primed with all its rows but the end row. The grid draws the primed part in blue.
 
+**Class-conditional generation** (a model trained with ``model.class_inputs=true``, which reads
+the digit's class one-hot beside every row): ``--digit D`` asks it for D in every sequence;
+without ``--digit`` the classes cycle through 0-9 (sequence i is asked for i mod 10, so 100
+sequences are ten of each); under ``--prime`` each sequence is given its real digit's label.
+``--digit`` with a model that reads no class is refused.
+
 **Scoring** (``--score``): the digit scorer (``isl.score``) classifies the generated digits and
-prints its JSON line (with ``accuracy`` against the primed digits' labels under ``--prime``).
+prints its JSON line (with ``accuracy`` against the primed digits' labels under ``--prime``; for
+a class-conditional model, ``class_accuracy``: the fraction the scorer assigns to the class
+asked for, and per class where several were asked).
 """
 
 from __future__ import annotations
@@ -51,7 +59,7 @@ import torch
 
 from isl.data.sources import local_mnist
 from isl.checks import positive_int, positive_int_arg
-from isl.models.module import load_model
+from isl.models.module import check_class_inputs, load_model
 from isl.viz.strokes import save_grid
 
 # Median start point (x, y; 1-based pixels) of the MNIST training digits as isl.data.builder
@@ -63,7 +71,7 @@ END_ROW = (0.0, 0.0, 1.0, 1.0)
 @torch.no_grad()
 def generate(model, n: int, generator: torch.Generator | None = None, bias: float = 0.0,
              max_steps: int = 100, prime: list[np.ndarray] | None = None,
-             start=DEFAULT_START) -> list[np.ndarray]:
+             start=DEFAULT_START, classes=None) -> list[np.ndarray]:
     """Generate ``n`` stroke sequences with ``model`` (a SequenceMDN), one step at a time.
 
     Returns ``n`` float32 arrays (T, 4) of rows ``dx dy eos eod`` in pixels, row 0 the start
@@ -74,8 +82,16 @@ def generate(model, n: int, generator: torch.Generator | None = None, bias: floa
     the single row ``(*start[i], 0, 0)``, ``start`` being one point (x, y) for all or one per
     sequence ((n, 2), as ``training_starts`` draws them). ``generator`` (on the model's device)
     makes the result reproducible; ``bias`` >= 0 sharpens the sampled offsets (Graves section 5.4).
+    ``classes`` (n digits 0-9): the class each sequence is to be, for a class-conditional model
+    (``model.class_inputs``), which needs them; any other takes none.
     """
     positive_int("n", n)
+    if classes is not None:
+        classes = np.asarray(classes)
+        if classes.shape != (n,) or not np.isin(classes, np.arange(model.hparams.classes)).all():
+            raise ValueError(f"classes must be {n} digits 0-{model.hparams.classes - 1}, got {classes!r}")
+    check_class_inputs(model, classes is not None, "generating with classes" if classes is not None
+                       else "generating without classes")
     if not bias >= 0:
         raise ValueError(f"bias must be >= 0, got {bias!r}")
     positive_int("max_steps", max_steps)
@@ -100,6 +116,7 @@ def generate(model, n: int, generator: torch.Generator | None = None, bias: floa
     model.eval()
     try:
         device = model.offset_scale.device
+        conditioning = None if classes is None else torch.as_tensor(classes, device=device)
 
         def units(x: torch.Tensor) -> torch.Tensor:  # rows in pixels -> as collate feeds them
             return torch.cat([model.to_units(x[:, :2]), x[:, 2:]], dim=-1)
@@ -110,7 +127,7 @@ def generate(model, n: int, generator: torch.Generator | None = None, bias: floa
         state = None
         t = 0  # x holds row t of every unfinished sequence
         while not all(done):
-            mixture, state = model(units(x).unsqueeze(1), state)
+            mixture, state = model(units(x).unsqueeze(1), state, classes=conditioning)
             drawn = model.sample_step(mixture, generator, bias).squeeze(1)
             drawn = torch.cat([model.to_pixels(drawn[:, :2]), drawn[:, 2:]], dim=-1)  # (n, 4) pixels
             drawn = drawn.float().cpu()
@@ -164,6 +181,16 @@ def real_prefixes(k: int, n: int, source=None) -> tuple[list[np.ndarray], np.nda
     return prefixes, test.labels[:n]
 
 
+def asked_classes(model, n: int, digit: int | None = None, labels=None) -> np.ndarray | None:
+    """The class each of ``n`` sequences is asked to be, for a class-conditional model (None for
+    any other): ``digit`` for all, else the primed digits' ``labels``, else 0-9 in turn."""
+    if not model.hparams.class_inputs:
+        return None
+    if digit is not None:
+        return np.full(n, digit)
+    return np.asarray(labels) if labels is not None else np.arange(n) % model.hparams.classes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m isl.generate", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -180,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", type=float, nargs=2, default=None, metavar=("X", "Y"),
                         help="one start point for all digits, in pixels, 1-based (default: each drawn "
                              "from the training digits' start points)")
+    parser.add_argument("--digit", type=int, choices=range(10), default=None, metavar="D",
+                        help="the digit to draw, for a model trained with model.class_inputs=true "
+                             "(default for one: digits 0-9 in turn)")
     parser.add_argument("--cols", type=positive_int_arg, default=8, help="digits per grid row (default 8)")
     parser.add_argument("--score", action="store_true",
                         help="classify the generated digits with isl.score and print its JSON line")
@@ -195,8 +225,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--prime must be between 1 and --max-steps")
     if args.prime is not None and args.start is not None:
         parser.error("--start and --prime exclude each other: a primed digit starts where its real digit does")
+    if args.prime is not None and args.digit is not None:
+        parser.error("--digit and --prime exclude each other: a primed digit is given its real digit's class")
 
     model = load_model(args.checkpoint, args.device)
+    if args.digit is not None:
+        try:
+            check_class_inputs(model, True, "--digit", args.checkpoint)
+        except ValueError as err:
+            parser.error(str(err))
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
     source = local_mnist(args.data_dir, args.mnist_dir)
     prime = primed = labels = None
@@ -204,17 +241,20 @@ def main(argv: list[str] | None = None) -> int:
         prime, labels = real_prefixes(args.prime, args.n, source)
         primed = [len(p) for p in prime]
     start = args.start or training_starts(args.n, np.random.default_rng(args.seed), source)
+    classes = asked_classes(model, args.n, args.digit, labels)
     sequences = generate(model, args.n, generator, bias=args.bias, max_steps=args.max_steps,
-                         prime=prime, start=start)
+                         prime=prime, start=start, classes=classes)
     if prime is None:
         titles = [f"{len(s)} rows" for s in sequences]
+        if classes is not None:
+            titles = [f"{c}: {title}" for c, title in zip(classes, titles)]
     else:
         titles = [f"{label}: {k}+{len(s) - k}" for label, k, s in zip(labels, primed, sequences)]
     path = save_grid(sequences, titles, args.out, args.cols, primed)
     print(f"generated {len(sequences)} digits: {path}")
     if args.score:
         from isl.score import load_classifier, score
-        print(json.dumps(score(load_classifier(source), sequences, labels)))
+        print(json.dumps(score(load_classifier(source), sequences, labels, classes)))
     return 0
 
 

@@ -37,6 +37,7 @@ NEUTRAL = ("paths", "logger", "trainer", "viz", "checkpoint", "name", "transfer"
 ADDED: dict[str, object] = {
     "data.count": "rows", "curriculum.window": "points",                 # 2026-12-02
     "model.nll_epsilon": 0.0, "model.misalign_ffnn": False,             # 2026-12-02
+    "model.class_inputs": False,                                       # 2026-12-02
 }
 
 

@@ -7,7 +7,9 @@
 Each prints one JSON line: ``n``; ``accuracy`` (where labels are known: the fraction whose
 predicted class is their label); ``recognised``, the fraction whose top digit probability is
 >= 0.9; ``mean_top_probability``; and ``class_counts``, how many are predicted as each digit
-and as ``none`` (not a digit).
+and as ``none`` (not a digit). For digits generated as asked classes (a class-conditional
+model), ``class_accuracy``: the fraction predicted as the class asked for, and, where several
+were asked, ``class_accuracy_by_class``: the same for each class asked.
 
 **Rendering** (``render``): pen-down segments between successive points, one pixel wide, as
 the builder's thinned strokes are; the move after a pen lift is not drawn. Points stay where the
@@ -192,8 +194,9 @@ def probabilities(model: DigitClassifier, sequences: list[np.ndarray]) -> np.nda
     return torch.cat([model(part).softmax(-1) for part in images.split(1024)]).numpy()
 
 
-def score(model: DigitClassifier, sequences: list[np.ndarray], labels=None) -> dict:
-    """The scores of the module docstring for ``sequences`` (and their ``labels``, if known)."""
+def score(model: DigitClassifier, sequences: list[np.ndarray], labels=None, classes=None) -> dict:
+    """The scores of the module docstring for ``sequences`` (and their ``labels``, if known;
+    the ``classes`` they were generated as, if asked for)."""
     if not sequences:
         raise ValueError("no sequences to score")
     p = probabilities(model, sequences)
@@ -209,6 +212,14 @@ def score(model: DigitClassifier, sequences: list[np.ndarray], labels=None) -> d
     result["mean_top_probability"] = round(float(top.mean()), 4)
     result["class_counts"] = {**{str(d): int(counts[d]) for d in range(NOT_A_DIGIT)},
                               "none": int(counts[NOT_A_DIGIT])}
+    if classes is not None:
+        classes = np.asarray(classes)
+        if len(classes) != len(sequences):
+            raise ValueError(f"{len(classes)} classes for {len(sequences)} sequences")
+        hit = predicted == classes
+        result["class_accuracy"] = round(float(hit.mean()), 4)
+        if len(asked := np.unique(classes)) > 1:
+            result["class_accuracy_by_class"] = {str(c): round(float(hit[classes == c].mean()), 4) for c in asked}
     return result
 
 

@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from isl import rundir
-from isl.callbacks import PointsProgressBar, PointsSchedule
+from isl.callbacks import PointsProgressBar, PointsSchedule, log_spaced
 from isl.checkpoints import AtomicCheckpointIO, PointsCheckpoint, atomic_write
 from isl.curricula import Curriculum
 from isl.data.datamodule import StrokeDataModule
@@ -65,7 +65,8 @@ def train(cfg: DictConfig, out_dir: Path) -> str:
     model = instantiate(cfg.model, **LOSS_WEIGHTS[cfg.task])
     curriculum = instantiate(cfg.curriculum)
     schedule = PointsSchedule(cfg.budget.points, cfg.budget.eval_every, cfg.budget.evals_per_decade)
-    checkpoints = PointsCheckpoint(cfg.checkpoint.every_points, out_dir / "checkpoints")
+    checkpoints = PointsCheckpoint(cfg.checkpoint.every_points, out_dir / "checkpoints",
+                                   kept_points(cfg.budget.points, cfg.checkpoint.keep_per_decade))
     start = rundir.prepare(out_dir, rundir.results_config(cfg), cfg.budget.points)
     if start.finished is not None:
         return start.finished
@@ -86,6 +87,15 @@ def train(cfg: DictConfig, out_dir: Path) -> str:
     task = "" if cfg.task == "predict" else f" to {cfg.task}"
     task += f", starting from {cfg.model.init_from}" if cfg.model.init_from else ""
     return finish_run(out_dir, model, curriculum, schedule, checkpoints, task)
+
+
+def kept_points(budget: int, per_decade: int) -> list[int]:
+    """Where copies of the weights are kept (``checkpoint.keep_per_decade``): log-spaced over the
+    budget's last three decades and at its end, the points a run with ``budget.evals_per_decade``
+    equal to it is also evaluated at; none for 0."""
+    if isinstance(per_decade, bool) or not isinstance(per_decade, int) or per_decade < 0:
+        raise ValueError(f"checkpoint.keep_per_decade must be an integer >= 0 (0: none kept), got {per_decade!r}")
+    return log_spaced(budget, per_decade) if per_decade else []
 
 
 def points_run(curriculum: Curriculum, schedule: PointsSchedule, checkpoints: PointsCheckpoint,

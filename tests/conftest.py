@@ -69,6 +69,20 @@ def full_data_dir(tmp_path_factory):
     return data_dir
 
 
+@pytest.fixture
+def small_scorer(monkeypatch, mnist_images, tmp_path):
+    """An MnistSource over 300 real images per split, in its own data folder, and a scorer small
+    enough to train in seconds there (one epoch, 100 scribbles)."""
+    import isl.score
+    from isl.data.sources import MnistSource
+    train_x, train_y, test_x, test_y = mnist_images
+    splits = {"train": (train_x[:300], train_y[:300]), "test": (test_x[:300], test_y[:300])}
+    monkeypatch.setattr(mnist, "load_split", lambda directory, split: splits[split])
+    monkeypatch.setattr(isl.score, "SCRIBBLES", 100)
+    monkeypatch.setattr(isl.score, "EPOCHS", 1)
+    return MnistSource(mnist_dir=MNIST_DIR, data_dir=tmp_path)
+
+
 @pytest.fixture(scope="session")
 def scorer():
     """(the digit scorer, its MnistSource): isl.score's classifier of the tools' data folder

@@ -32,6 +32,7 @@ SETTINGS = {  # every positive-integer setting, made with a bad value
     "budget.points": lambda v: PointsSchedule(v, 10),
     "budget.eval_every": lambda v: PointsSchedule(10, v),
     "checkpoint.every_points": lambda v: PointsCheckpoint(v, "/nowhere"),
+    "keep_at": lambda v: PointsCheckpoint(10, "/nowhere", keep_at=[100, v]),
     "curriculum.min_points": lambda v: Length(min_points=v),
     "curriculum.start_sequences": lambda v: Sequences(start_sequences=v),
     "curriculum.window_factor": lambda v: Sequences(window_factor=v),

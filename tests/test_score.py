@@ -12,10 +12,8 @@ import torch
 
 import isl.score as scorer_module
 from conftest import MNIST_DIR
-from isl.data import mnist
 from isl.data.published import write_published
 from isl.data.sequences import StrokeSet, check_sequence
-from isl.data.sources import MnistSource
 from isl.score import (NOT_A_DIGIT, DigitClassifier, cache_path, load_classifier, main, render,
                        score)
 from isl.scribbles import scribbles
@@ -151,24 +149,27 @@ def test_the_json_line_counts_recognised_digits_and_not_digits(real_source):
         score(biased_classifier(3), sequences, test.labels[:2])
 
 
+def test_digits_generated_as_asked_classes_get_the_class_accuracy(real_source):
+    test = real_source.load("test", 30)
+    sequences = [test.sequence(i) for i in range(30)]
+    threes = score(biased_classifier(3), sequences, classes=[3] * 30)   # --digit 3
+    assert list(threes) == ["n", "recognised", "mean_top_probability", "class_counts", "class_accuracy"]
+    assert threes["class_accuracy"] == 1.0
+    in_turn = score(biased_classifier(3), sequences, test.labels, classes=np.arange(30) % 10)
+    assert in_turn["accuracy"] == round(float((test.labels == 3).mean()), 4)   # labels stay apart
+    assert in_turn["class_accuracy"] == 0.1                                     # 3 of 30 asked for 3
+    assert in_turn["class_accuracy_by_class"] == {**{str(d): 0.0 for d in range(10)}, "3": 1.0}
+    assert score(biased_classifier(NOT_A_DIGIT), sequences, classes=[3] * 30)["class_accuracy"] == 0.0
+    with pytest.raises(ValueError, match="29 classes for 30"):
+        score(biased_classifier(3), sequences, classes=[3] * 29)
+
+
 def test_a_malformed_sequences_folder_is_named(tmp_path, capsys):
     assert main(["--sequences", str(tmp_path), "--split", "test"]) == 2
     assert "testlabels.txt" in capsys.readouterr().err
 
 
-# --- the cache -------------------------------------------------------------------------------
-@pytest.fixture
-def small_scorer(monkeypatch, mnist_images, tmp_path):
-    """An MnistSource over 300 real images per split, and a scorer small enough to train in
-    seconds (one epoch, 100 scribbles)."""
-    train_x, train_y, test_x, test_y = mnist_images
-    splits = {"train": (train_x[:300], train_y[:300]), "test": (test_x[:300], test_y[:300])}
-    monkeypatch.setattr(mnist, "load_split", lambda directory, split: splits[split])
-    monkeypatch.setattr(scorer_module, "SCRIBBLES", 100)
-    monkeypatch.setattr(scorer_module, "EPOCHS", 1)
-    return MnistSource(mnist_dir=MNIST_DIR, data_dir=tmp_path)
-
-
+# --- the cache (small_scorer: conftest) ------------------------------------------------------
 def test_the_classifier_is_trained_once_cached_and_reused(small_scorer, monkeypatch, caplog):
     caplog.set_level(logging.INFO, logger="isl.score")
     rng_state = torch.random.get_rng_state()

@@ -29,7 +29,7 @@ def flat(*overrides) -> dict:
     return _flat(OmegaConf.to_container(compose(list(overrides)), resolve=False))
 
 
-@pytest.mark.parametrize("experiment", ["exp1", "exp2", "exp3", "grid", "smoke", "ablation"])
+@pytest.mark.parametrize("experiment", ["exp1", "exp2", "exp3", "exp4", "grid", "smoke", "ablation"])
 def test_setup_original_composes_with_every_experiment(experiment):
     cfg = flat(f"experiment={experiment}", "setup=original", "curriculum=length")
     # the ablation measures the other differences on the original with isl's bookkeeping
@@ -60,6 +60,28 @@ def test_the_ablation_sweeps_every_revert_for_regular_and_length():
     assert set(params.revert.split(",")) == {"none", *REVERTED} - {"bookkeeping"}
     assert params.curriculum == "regular,length" and len(params.seed.split(",")) >= 3
     assert cfg.budget.points >= 2_000_000
+
+
+def test_exp4_is_the_full_data_comparison_with_weights_kept_along_training():
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    from isl.baselines import ROOT
+    from isl.train import kept_points
+    cfg = flat("experiment=exp4")
+    assert cfg["data.num_train"] is None and cfg["data.num_test"] is None   # all 60,000 / 10,000
+    assert cfg["model.network"] == "lstm" and cfg["model.class_inputs"] is False
+    assert (cfg["batching.by"], cfg["batching.size"]) == ("sequences", 50)
+    assert cfg["budget.points"] >= 20_000_000 and cfg["budget.evals_per_decade"] == 4
+    assert cfg["checkpoint.keep_per_decade"] == 4
+    assert len(kept_points(cfg["budget.points"], cfg["checkpoint.keep_per_decade"])) == 13
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        sweep = hydra_compose("config", ["experiment=exp4"], return_hydra_config=True).hydra.sweeper.params
+    assert sweep.curriculum == "regular,length" and sweep.seed == "1,2,3"
+    conditional = compose(["experiment=exp4", "model.class_inputs=true"])
+    assert SequenceMDN(**{k: v for k, v in conditional.model.items() if k != "_target_"}
+                       ).backbone.lstm.input_size == 14
+    assert flat()["model.class_inputs"] is False and flat()["checkpoint.keep_per_decade"] == 0
+    assert flat("model=ffnn")["model.class_inputs"] is False
 
 
 def test_fixed_units_are_the_original_numbers(real_source):

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from isl.checks import positive_int
 from isl.data.units import to_pixels, to_units
-from isl.models.backbones import BACKBONES
+from isl.models.backbones import BACKBONES, INPUT_SIZE
 from isl.models.mdn import RHO_BOUND, SIGMA_FLOOR_PX, Mixture, MixtureDensityHead, prediction_loss
 from isl.models.metrics import rmse_per_coordinate
 
@@ -32,7 +32,7 @@ class SequenceMDN(L.LightningModule):
                  prediction_weight: float = 1.0, class_loss_weight: float = 0.0,
                  init_from: str | None = None, sigma_floor_px: float | None = SIGMA_FLOOR_PX,
                  rho_bound: float = RHO_BOUND, max_weight_penalty: float = 0.0, init: str = "torch",
-                 nll_epsilon: float = 0.0, misalign_ffnn: bool = False):
+                 nll_epsilon: float = 0.0, misalign_ffnn: bool = False, class_inputs: bool = False):
         super().__init__()
         if network not in BACKBONES:
             raise ValueError(f"model.network must be one of {sorted(BACKBONES)}, got {network!r}")
@@ -59,12 +59,19 @@ class SequenceMDN(L.LightningModule):
             raise ValueError(f"model.init must be one of {INITS}, got {init!r}")
         if prediction_weight == 0 and class_loss_weight == 0:
             raise ValueError("model.prediction_weight and model.class_loss_weight are both 0: nothing to learn")
+        if not isinstance(class_inputs, bool):
+            raise ValueError(f"model.class_inputs must be true or false, got {class_inputs!r}")
+        if class_inputs and class_loss_weight:
+            raise ValueError("model.class_inputs=true with model.class_loss_weight > 0 (task=classify): "
+                             "the class to predict would be one of the inputs")
         self.save_hyperparameters()
         # The step is written out (Lightning's manual optimization): it does the same as the
         # automatic loop with a fraction of its per-step overhead, which matters at the length
         # curriculum's first stages, where a step is a few milliseconds.
         self.automatic_optimization = False
-        self.backbone = BACKBONES[network](hidden, layers)
+        # A class-conditional model (the paper's code's useClassInputVars) reads the one-hot
+        # class beside every row, so that generation can be asked for a digit.
+        self.backbone = BACKBONES[network](hidden, layers, INPUT_SIZE + classes * class_inputs)
         self.head = MixtureDensityHead(hidden, components, classes, floor=sigma_floor_px is not None,
                                        rho_bound=rho_bound)
         # Input units of dx, dy = (pixels - offset_shift) / offset_scale (pixels per unit): set
@@ -82,10 +89,26 @@ class SequenceMDN(L.LightningModule):
         self._clock = None
 
     # --- the network ------------------------------------------------------------------------
-    def forward(self, steps: torch.Tensor, state=None) -> tuple[Mixture, object]:
-        """Steps (B, T, 4) -> the predicted distribution of each next step, and the state."""
+    def forward(self, steps: torch.Tensor, state=None,
+                classes: torch.Tensor | None = None) -> tuple[Mixture, object]:
+        """Steps (B, T, 4) -> the predicted distribution of each next step, and the state.
+        ``classes`` (B,): each sequence's digit, fed one-hot at every step; given to a
+        class-conditional model (``model.class_inputs``) always and to any other never."""
+        if self.hparams.class_inputs:
+            if classes is None:
+                raise ValueError("this model has model.class_inputs=true: it needs the class of "
+                                 "every sequence it reads")
+            one_hot = F.one_hot(classes.long(), self.hparams.classes).to(steps.dtype)
+            steps = torch.cat([steps, one_hot.unsqueeze(1).expand(-1, steps.shape[1], -1)], dim=-1)
+        elif classes is not None:
+            raise ValueError("this model has model.class_inputs=false: it reads no classes")
         h, state = self.backbone(steps, state)
         return self.head(h), state
+
+    def classes_for(self, labels: torch.Tensor) -> torch.Tensor | None:
+        """What ``forward`` takes as ``classes`` for sequences of these labels: the labels for a
+        class-conditional model, nothing for any other."""
+        return labels if self.hparams.class_inputs else None
 
     @torch.no_grad()
     def sample_step(self, mixture: Mixture, generator: torch.Generator | None = None,
@@ -122,7 +145,7 @@ class SequenceMDN(L.LightningModule):
                  discrete: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss of a batch and its metric sums (see _SUMS), in pixels where it matters;
         ``discrete`` adds the discretised score (bits)."""
-        mixture, _ = self(batch.steps)
+        mixture, _ = self(batch.steps, classes=self.classes_for(batch.labels))
         # Step t predicts step t + 1; the last position only feeds the class output.
         prediction = mixture.map(lambda t: t[:, :-1])
         if self.hparams.misalign_ffnn:
@@ -315,6 +338,14 @@ class SequenceMDN(L.LightningModule):
         weights = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
         if weights is None:
             raise ValueError(f"model.init_from: {path} holds no state_dict")
+        # Before the shapes: a class-conditional network differs in its first layer only, and
+        # the key says why better than a weight's shape does.
+        theirs, ours = bool(checkpoint.get("hyper_parameters", {}).get("class_inputs", False)), \
+            self.hparams.class_inputs
+        if theirs != ours:
+            raise ValueError(f"model.init_from: {path} was trained with model.class_inputs={_yaml(theirs)}, "
+                             f"this run has model.class_inputs={_yaml(ours)}: a network must be fed the "
+                             "inputs it was trained on")
         ours = self.state_dict()
         wrong = [f"{k} {tuple(v.shape)} vs ours {tuple(ours[k].shape)}" for k, v in weights.items()
                  if k in ours and v.shape != ours[k].shape]
@@ -378,6 +409,19 @@ def tf_initialise(net: SequenceMDN) -> None:
                 glorot(p, p.shape[1], p.shape[0])
             else:
                 glorot(p, len(p), len(p))
+
+
+def check_class_inputs(model: SequenceMDN, wanted: bool, who: str, what: str = "this model") -> None:
+    """Refuse ``model`` (``what``, e.g. its checkpoint) unless its ``class_inputs`` is ``wanted``,
+    naming the key and both values; ``who`` is the tool or option that feeds it."""
+    have = bool(model.hparams.class_inputs)
+    if have != wanted:
+        raise ValueError(f"{who} needs a model with model.class_inputs={_yaml(wanted)}; {what} has "
+                         f"model.class_inputs={_yaml(have)}")
+
+
+def _yaml(flag: bool) -> str:
+    return "true" if flag else "false"
 
 
 def _rounded(tensors: list[torch.Tensor]) -> list:

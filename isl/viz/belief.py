@@ -23,19 +23,27 @@ def model_inputs(model, steps_pixels: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(model, steps_pixels: np.ndarray):
-    """The model's predicted Mixture for every step of one sequence (batch dimension removed)."""
+def predict(model, steps_pixels: np.ndarray, label: int | None = None):
+    """The model's predicted Mixture for every step of one sequence (batch dimension removed);
+    ``label``: its class, given to a class-conditional model (``model.class_inputs``) and not
+    needed by any other."""
     was_training = model.training
     model.eval()
     try:
-        mixture, _ = model(model_inputs(model, steps_pixels))
+        inputs = model_inputs(model, steps_pixels)
+        classes = None if label is None else torch.tensor([int(label)], device=inputs.device)
+        mixture, _ = model(inputs, classes=None if classes is None else model.classes_for(classes))
     finally:
         model.train(was_training)
     return mixture.map(lambda t: t[0])
 
 
 def class_probabilities(model, steps_pixels: np.ndarray) -> np.ndarray:
-    """(T, 10): softmax of the class logits after each step of the sequence."""
+    """(T, 10): softmax of the class logits after each step of the sequence, of a model that
+    reads the strokes alone (one told the class has nothing to believe)."""
+    if model.hparams.class_inputs:
+        raise ValueError("the class belief needs a model with model.class_inputs=false; this model "
+                         "has model.class_inputs=true")
     logits = predict(model, steps_pixels).class_logits
     return torch.softmax(logits.double(), dim=-1).cpu().numpy()
 

@@ -27,7 +27,8 @@ def grid_axis(resolution: float = 0.25, extent: tuple[float, float] = CANVAS) ->
 
 @torch.no_grad()
 def density_map(model, steps_pixels: np.ndarray, resolution: float = 0.25,
-                extent: tuple[float, float] = CANVAS, chunk: int = 16) -> np.ndarray:
+                extent: tuple[float, float] = CANVAS, chunk: int = 16,
+                label: int | None = None) -> np.ndarray:
     """Sum over the steps of one sequence of the predicted density of the next absolute point.
 
     ``steps_pixels`` is a (T, 4) ``dx dy eos eod`` sequence in pixels (row 0 the absolute
@@ -37,11 +38,12 @@ def density_map(model, steps_pixels: np.ndarray, resolution: float = 0.25,
     pixel (divided by the offset scales; the shift does not change densities), for
     t = 0 .. T-2 (the last step predicts nothing). Returns (ny, nx), row = y, column = x, on
     ``grid_axis(resolution, extent)``; its sum times resolution² is the predicted mass of the
-    T - 1 next points that falls on the canvas (at most T - 1).
+    T - 1 next points that falls on the canvas (at most T - 1). ``label``: the digit's class,
+    given to a class-conditional model (``model.class_inputs``).
     """
     steps_pixels = np.asarray(steps_pixels)
     axis = grid_axis(resolution, extent)
-    mixture = predict(model, steps_pixels)
+    mixture = predict(model, steps_pixels, label)
     device, scale = model.offset_scale.device, model.offset_scale.float()
     coords = torch.as_tensor(axis, dtype=torch.float32, device=device)
     gy, gx = torch.meshgrid(coords, coords, indexing="ij")

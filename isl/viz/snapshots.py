@@ -53,7 +53,8 @@ class DensitySnapshots(L.Callback):
     # --- snapshots ----------------------------------------------------------------------------
     def _snapshot(self, pl_module) -> None:
         points = int(pl_module.points_processed)
-        maps = [density_map(pl_module, s, self.resolution) for s in self.sequences]
+        maps = [density_map(pl_module, s, self.resolution, label=label)
+                for s, label in zip(self.sequences, self.labels)]
         self.frames.append((points, maps))
         if len(self.frames) > self.max_frames:
             self.frames = self.frames[:1] + self.frames[2::2]
