@@ -30,6 +30,10 @@ ERROR = "error.txt"
 # hardware, and how long it goes on (a longer budget extends a finished run).
 NEUTRAL = ("paths", "logger", "trainer", "viz", "checkpoint", "name", "transfer", "budget",
            "data.mnist_dir", "data.search_dirs", "data.download", "data.source", "data.path")
+# Results-deciding keys added to isl after runs were made without them, each with the value that
+# computes what isl computed before the key existed: a run whose run-config.yaml lacks one
+# resumes (or counts as finished) when the key has that value now. Add every new key here.
+ADDED: dict[str, object] = {"model.lr_warmup_points": 0, "model.lr_warmup_start": 0.0}
 
 
 def results_config(cfg: DictConfig) -> dict:
@@ -101,6 +105,7 @@ def prepare(out_dir: Path, current: dict, budget: int, rename: str = "name=<new 
 
 def _differences(saved: dict, current: dict) -> list[str]:
     a, b = _flat(saved), _flat(current)
+    a.update({k: b[k] for k, value in ADDED.items() if k not in a and k in b and b[k] == value})
     return [f"{k}: {a.get(k, '(unset)')!r} -> {b.get(k, '(unset)')!r}"
             for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
