@@ -35,7 +35,7 @@ from isl.wandb_offline import logged_rows
 log = logging.getLogger(__name__)
 
 MODES = ("auto", "online", "offline", "disabled")
-TAG_GROUPS = ("curriculum", "batching", "model")   # Hydra choices that become tags
+TAG_GROUPS = ("curriculum", "batching", "model", "arm")  # Hydra choices that become tags (arm: experiment=warmup)
 CHOICE_GROUPS = ("data", *TAG_GROUPS, "experiment")  # Hydra choices kept in the run's config
 STEP_METRIC = "points"  # written with every metric by SequenceMDN.write_metrics
 DEFAULT_HOST = "https://api.wandb.ai"

@@ -38,6 +38,7 @@ ADDED: dict[str, object] = {
     "data.count": "rows", "curriculum.window": "points",                 # 2026-12-02
     "model.nll_epsilon": 0.0, "model.misalign_ffnn": False,             # 2026-12-02
     "model.class_inputs": False,                                       # 2026-12-02
+    "model.lr_warmup_points": 0, "model.lr_warmup_start": 0.0,         # 2026-12-02
 }
 
 

@@ -3,12 +3,14 @@
 **Jobs** are the directories below the sweep that hold a ``.hydra/`` folder or an
 ``error.txt``, however deep (an override such as ``paths.runs_dir=/tmp/x`` puts slashes in job
 names). Curriculum, batching and model come from Hydra's group choices in ``.hydra/hydra.yaml``
-(else from ``.hydra/config.yaml``), the seed from ``config.yaml``. Any other command-line
-override whose value differs between jobs (``curriculum.threshold=3,4``) splits cells, so
-different configurations are never averaged together as if they were seeds. A job with an
-``error.txt`` is *failed*: it is listed with the last line of its traceback and left out of
-the table and figures, even where it wrote some metrics (its last value would not be final).
-A job is *finished* once it wrote ``result.json`` (last, atomically); one with neither is
+(else from ``.hydra/config.yaml``), the seed from ``config.yaml``. An ``arm`` choice
+(``experiment=warmup``: a curriculum with or without a learning-rate warm-up) names the job's
+line in place of its curriculum, so each arm is a line of its cell, compared with ``regular``.
+Any other command-line override whose value differs between jobs (``curriculum.threshold=3,4``)
+splits cells, so different configurations are never averaged together as if they were seeds. A
+job with an ``error.txt`` is *failed*: it is listed with the last line of its traceback and left
+out of the table and figures, even where it wrote some metrics (its last value would not be
+final). A job is *finished* once it wrote ``result.json`` (last, atomically); one with neither is
 *unfinished* (killed, pre-empted or still running: the sweep's command, run again, resumes it)
 and is likewise only listed.
 
@@ -37,10 +39,11 @@ import numpy as np
 import yaml
 
 METRICS = ("rmse_sampled", "rmse_expected", "nll_px", "bits_per_point", "accuracy")
-ORDER = {"curriculum": ["scratch", "regular", "length", "classes", "sequences"],  # "from X" as X
+ORDER = {"curriculum": ["scratch", "regular", "regular_lr_warmup", "length", "length_warmup",  # "from X" as X
+                        "length_warmup_lr_warmup", "classes", "sequences"],
          "batching": ["sequences", "points"], "model": ["lstm", "ffnn"]}
 # Overrides that name the grid's axes or say where things go, never a different configuration.
-NOT_A_VARIANT = {"seed", "curriculum", "batching", "model", "experiment", "transfer.source"}
+NOT_A_VARIANT = {"seed", "curriculum", "batching", "model", "experiment", "transfer.source", "arm"}
 
 
 def ordered(kind: str, name: str) -> tuple:
@@ -111,6 +114,8 @@ def load_job(sweep: Path, directory: Path) -> Job:
     job = Job(name=name, num=int(hydra.get("job", {}).get("num", head if head.isdigit() else 10**9)))
     target = str((config.get("curriculum") or {}).get("_target_", "?"))
     job.curriculum = str(choices.get("curriculum") or target.rsplit(".", 1)[-1].lower())
+    if choices.get("arm"):
+        job.curriculum = str(choices["arm"])
     if config.get("task") == "classify":  # a transfer sweep: lines by the predictor started from
         job.curriculum = f"from {(config.get('transfer') or {}).get('source') or 'scratch'}"
     job.batching = str(choices.get("batching") or (config.get("batching") or {}).get("by", "?"))

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from isl.curricula.classes import Classes
 from isl.curricula.length import Length
+from isl.curricula.length_warmup import LengthWarmup
 from isl.curricula.regular import Regular
 from isl.curricula.sequences import Sequences
 from isl.data.datamodule import StrokeDataModule
@@ -38,8 +39,8 @@ class Trainee:
 
 
 class Run:
-    def __init__(self, datamodule):
-        self.datamodule = datamodule
+    def __init__(self, datamodule, callbacks=()):
+        self.datamodule, self.callbacks = datamodule, list(callbacks)
 
 
 @pytest.fixture
@@ -49,9 +50,9 @@ def dm(real_source):
     return dm
 
 
-def drive(curriculum, dm, rmses, points=1000):
+def drive(curriculum, dm, rmses, points=1000, run=None):
     """Feed one batch per RMSE value; return the stage after each batch."""
-    trainee, run = Trainee(), Run(dm)
+    trainee, run = Trainee(), run or Run(dm)
     curriculum.on_train_start(run, trainee)
     stages = []
     for rmse in rmses:
@@ -186,12 +187,64 @@ def test_curriculum_state_and_window_survive_a_checkpoint_round_trip(dm):
     assert resumed.stage == stage_a and resumed.state_dict() == first.state_dict()
 
 
+@pytest.mark.parametrize("rmse", [100.0, 0.1])
+def test_length_warmup_doubles_on_a_fixed_schedule_of_points_whatever_the_error(dm, rmse):
+    curriculum = LengthWarmup(duration=6000)
+    assert 64 < int(dm.train.lengths.max()) <= 128
+    stages, trainee = drive(curriculum, dm, [rmse] * 2, points=999)
+    assert stages == [0, 1] and dm.curriculum.max_length == 4    # stage k from k/6 of 6,000 points
+    lengths = [dm.curriculum.max_length]
+    for _ in range(6):
+        drive_more(curriculum, dm, trainee, [rmse], points=1000)
+        lengths.append(dm.curriculum.max_length)
+    assert lengths == [4, 8, 16, 32, 64, None, None]              # full length from 6,000 points on
+    assert [points for points, _ in trainee.logged] == [0, 1998, 2998, 3998, 4998, 5998, 6998]
+    assert [m["curriculum/stage"] for _, m in trainee.logged] == [0, 1, 2, 3, 4, 5, 6]
+
+
+def test_length_warmup_in_fixed_steps_to_a_last_length_over_a_fraction_of_the_budget(dm):
+    budget = type("Schedule", (), {"budget": 8000})()             # the points schedule's budget
+    curriculum = LengthWarmup(min_seq_length=2, max_seq_length=70, step_size=30, duration=0.5)
+    assert curriculum.lengths(dm) == [2, 32, 62, 70]
+    stages, _ = drive(curriculum, dm, [5.0] * 6, points=1000, run=Run(dm, [budget]))
+    assert curriculum.duration_points == 4000                      # 0.5 x 8,000
+    assert stages == [0, 1, 2, 3, 3, 3] and dm.curriculum.max_length == 70  # from 1,333, 2,667, 4,000
+    with pytest.raises(ValueError, match="curriculum.duration=0.5 is a fraction"):
+        LengthWarmup(duration=0.5).on_train_start(Run(dm), Trainee())
+
+
+def test_length_warmup_keeps_its_schedule_through_a_checkpoint(dm):
+    """Resumed (even with a larger budget, extending the run), it keeps the points it started with."""
+    first = LengthWarmup(duration=0.5)
+    schedule = type("Schedule", (), {"budget": 12000})()
+    _, trainee = drive(first, dm, [5.0] * 2, run=Run(dm, [schedule]))
+    assert first.duration_points == 6000 and first.stage == 2
+    resumed = LengthWarmup(duration=0.5)
+    resumed.load_state_dict(first.state_dict())
+    dm.curriculum.max_length = None                                # a fresh process
+    longer = type("Schedule", (), {"budget": 120000})()
+    resumed.on_train_start(Run(dm, [longer]), trainee)
+    assert resumed.duration_points == 6000 and resumed.stage == 2 and dm.curriculum.max_length == 8
+    other = Trainee()
+    other.points_processed = trainee.points_processed
+    drive_more(resumed, dm, trainee, [5.0])
+    drive_more(first, dm, other, [5.0])
+    assert resumed.state_dict() == first.state_dict() and first.stage == 3  # 3,000 points of 6,000
+
+
 @pytest.mark.parametrize("make, key", [(lambda: Length(threshold=0), "curriculum.threshold"),
                                        (lambda: Length(threshold=-1.0), "curriculum.threshold"),
                                        (lambda: Length(min_points=0), "curriculum.min_points"),
                                        (lambda: Length(start_length=1), "curriculum.start_length"),
                                        (lambda: Sequences(start_sequences=0), "curriculum.start_sequences"),
-                                       (lambda: Sequences(window_factor=True), "curriculum.window_factor")])
+                                       (lambda: Sequences(window_factor=True), "curriculum.window_factor"),
+                                       (lambda: LengthWarmup(min_seq_length=1), "curriculum.min_seq_length"),
+                                       (lambda: LengthWarmup(max_seq_length=1), "curriculum.max_seq_length"),
+                                       (lambda: LengthWarmup(step_size="triple"), "curriculum.step_size"),
+                                       (lambda: LengthWarmup(step_size=0), "curriculum.step_size"),
+                                       (lambda: LengthWarmup(duration=0), "curriculum.duration"),
+                                       (lambda: LengthWarmup(duration=1.5), "curriculum.duration"),
+                                       (lambda: LengthWarmup(duration="1e5"), "curriculum.duration")])
 def test_bad_curriculum_settings_are_refused_naming_the_key(make, key):
     with pytest.raises(ValueError, match=key):
         make()

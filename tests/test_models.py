@@ -437,10 +437,49 @@ def test_a_collapsing_component_keeps_sigma_above_the_floor_and_gradients_finite
 @pytest.mark.parametrize("kwargs, key", [({"network": "gru"}, "model.network"), ({"hidden": 0}, "model.hidden"),
                                          ({"hidden": 2.5}, "model.hidden"), ({"layers": 0}, "model.layers"),
                                          ({"components": -1}, "model.components"),
-                                         ({"hidden": True}, "model.hidden")])
+                                         ({"hidden": True}, "model.hidden"),
+                                         ({"lr_warmup_points": -1}, "model.lr_warmup_points"),
+                                         ({"lr_warmup_points": 1e5}, "model.lr_warmup_points"),
+                                         ({"lr_warmup_start": 1.0}, "model.lr_warmup_start"),
+                                         ({"lr_warmup_start": -0.1}, "model.lr_warmup_start")])
 def test_bad_model_config_is_refused_naming_the_key(kwargs, key):
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
         SequenceMDN(**kwargs)
+
+
+# --- 8b. learning rate ---------------------------------------------------------------------------
+class StepLog(L.Callback):
+    """The learning rate each optimizer step used, with the points after its batch and the pass."""
+
+    def __init__(self):
+        self.lrs, self.steps = [], []
+
+    def on_before_optimizer_step(self, trainer, module, optimizer):
+        self.lrs.append(optimizer.param_groups[0]["lr"])
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.steps.append((module.points_processed, batch.epoch))
+
+
+@pytest.mark.parametrize("warmup, start", [(0, 0.0), (20000, 0.0), (20000, 0.2)])
+def test_the_learning_rate_warms_up_linearly_by_points_times_the_per_pass_decay(real_source, warmup, start):
+    """lr x decay^(passes ended before the step: the decay follows the first step of a new pass)
+    x the warm-up factor at the points after the batch; no warm-up: the per-pass decay alone, as
+    before. An exaggerated decay makes each pass show; 300 sequences a pass (6 batches of 50,
+    ~11,000 points): the warm-up spans two passes."""
+    log = StepLog()
+    net = SequenceMDN(hidden=16, lr=0.01, lr_decay=0.5, lr_warmup_points=warmup, lr_warmup_start=start)
+    trainer = L.Trainer(accelerator="cpu", max_steps=16, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                        callbacks=[log])
+    trainer.fit(net, datamodule=StrokeDataModule(real_source, num_train=300, num_test=50))
+    passes = np.cumsum([0, 0] + [b != a for (_, a), (_, b) in zip(log.steps, log.steps[1:])])[:-1]
+    expected = [0.01 * 0.5 ** n * (1.0 if not warmup else start + (1 - start) * min(1.0, points / warmup))
+                for (points, _), n in zip(log.steps, passes)]
+    assert passes[-1] >= 2 and len(log.lrs) == 16
+    np.testing.assert_allclose(log.lrs, expected, rtol=1e-12)
+    if warmup:
+        assert log.lrs[0] < 0.01 * (start + 0.2) and log.steps[3][0] < warmup < log.steps[-1][0]
 
 
 # --- 9. evaluation -----------------------------------------------------------------------------

@@ -26,12 +26,15 @@ COLUMNS = ["curriculum/stage", "lr", "points", "step", "test/accuracy", "test/lo
 def write_job(sweep: Path, num: int, curriculum: str, batching: str, model: str, seed: int,
               points=None, rmse=None, error: str | None = None, extra: tuple = (),
               finished: bool = True, source: str | None = None, accuracy=None,
-              budget: dict | None = None) -> Path:
+              budget: dict | None = None, arm: str | None = None) -> Path:
     """A job directory as Hydra and the CSV logger write it; expected RMSE is half the sampled,
     NLL in pixels a tenth of it minus 1, bits a fifth; ``reference.json`` holds REFERENCE.
-    With ``source``, a classifier of a transfer sweep started from that predictor."""
+    With ``source``, a classifier of a transfer sweep started from that predictor; with ``arm``,
+    a job of experiment=warmup, whose arm (not the command line) chose the curriculum."""
     overrides = [f"curriculum={curriculum}", f"batching={batching}", f"model={model}",
                  f"seed={seed}", "experiment=grid", *extra]
+    if arm:
+        overrides = [f"arm={arm}", f"seed={seed}", "experiment=warmup", *extra]
     # paths.runs_dir with slashes nests the job directory, as a real sweep does
     job = sweep / f"{num}-{','.join(sorted(overrides))},paths.runs_dir=/tmp/x" / "y,seed=1"
     (job / ".hydra").mkdir(parents=True)
@@ -43,7 +46,8 @@ def write_job(sweep: Path, num: int, curriculum: str, batching: str, model: str,
     (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     hydra = {"hydra": {"job": {"num": num},
                        "runtime": {"choices": {"curriculum": curriculum, "batching": batching,
-                                               "model": model, "experiment": "grid"}},
+                                               "model": model, "experiment": "grid",
+                                               **({"arm": arm} if arm else {})}},
                        "overrides": {"hydra": ["hydra.mode=MULTIRUN"],
                                      "task": [*overrides, "paths.runs_dir=/tmp/x/y"]}}}
     (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(hydra))
@@ -257,6 +261,27 @@ def test_overrides_that_differ_split_cells(tmp_path):
     with (out / "summary.csv").open() as f:
         variants = [r["variant"] for r in csv.DictReader(f)]
     assert variants == ["curriculum.threshold=3"] * 2 + ["curriculum.threshold=4"] * 2
+
+
+def test_each_arm_of_the_warmup_experiment_is_a_line_of_its_units_cell(tmp_path):
+    """experiment=warmup sweeps arm x data.scaling x seed: the arm names the line (two arms share
+    a curriculum), the units split cells, seeds average, and regular is the baseline."""
+    arms = {"regular": ("regular", [10, 8, 6, 5, 4]), "regular_lr_warmup": ("regular", [10, 9, 6, 4, 3]),
+            "length": ("length", [10, 6, 4, 2, 1]), "length_warmup": ("length_warmup", [10, 4, 3, 2, 2]),
+            "length_warmup_lr_warmup": ("length_warmup", [10, 8, 5, 4, 2])}
+    sweep, num = tmp_path / "experiment-warmup", iter(range(100))
+    for arm, (curriculum, rmse) in arms.items():
+        for scaling in ("fixed", "std"):
+            for seed in (1, 2):
+                write_job(sweep, next(num), curriculum, "sequences", "lstm", seed, P1, rmse, arm=arm,
+                          extra=(f"data.scaling={scaling}",))
+    out = report.write_report(sweep)
+    with (out / "summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["variant"], r["curriculum"], r["seeds"]) for r in rows] == [
+        (f"data.scaling={scaling}", arm, "2") for scaling in ("fixed", "std") for arm in arms]
+    # regular's best, 4, first at 4,000 points; reached at 3,000, 2,000, 1,000 and 3,000
+    assert [float(r["speedup"]) for r in rows[:5]] == pytest.approx([1, 4 / 3, 2, 4, 4 / 3])
 
 
 def test_no_usable_job_is_a_clear_error(tmp_path, capsys):

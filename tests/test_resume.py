@@ -23,6 +23,10 @@ pytestmark = pytest.mark.slow
 RUN = ["curriculum=length", "curriculum.threshold=1000", "curriculum.min_points=1500",
        "data.num_train=2000", "data.num_test=200", "budget.points=24000", "budget.eval_every=8000",
        "checkpoint.every_points=5000", "trainer.log_every_n_steps=3", "seed=7"]
+# The same with both warm-ups (experiment=warmup's arm length_warmup_lr_warmup), each still
+# rising at the first checkpoint: the length by a schedule of points, the learning rate by points.
+WARMUP = ["curriculum=length_warmup", "curriculum.duration=12000", "model.lr_warmup_points=16000",
+          *[o for o in RUN if not o.startswith("curriculum")]]
 TIMING = ("time/", "points_per_sec")  # wall-clock columns differ between any two runs
 
 
@@ -73,11 +77,13 @@ def result(job: Path) -> dict:
     return json.loads((job / "result.json").read_text())["metrics"]
 
 
-def test_a_run_killed_mid_training_resumes_to_the_same_metrics(full_data_dir, tmp_path):
-    whole = run(command(tmp_path, "name=whole", *RUN), full_data_dir)
-    assert "trained lstm with the length curriculum" in whole.stdout
+@pytest.mark.parametrize("overrides, curriculum", [(RUN, "length"), (WARMUP, "lengthwarmup")],
+                         ids=["length", "warmups"])
+def test_a_run_killed_mid_training_resumes_to_the_same_metrics(full_data_dir, tmp_path, overrides, curriculum):
+    whole = run(command(tmp_path, "name=whole", *overrides), full_data_dir)
+    assert f"trained lstm with the {curriculum} curriculum" in whole.stdout
 
-    cmd = command(tmp_path, "name=killed", *RUN)
+    cmd = command(tmp_path, "name=killed", *overrides)
     job = tmp_path / "killed"
     kill_after_checkpoint(cmd, full_data_dir, job / "checkpoints" / "last.ckpt", extra_wait=0.3)
     assert not (job / "result.json").exists()
@@ -88,6 +94,14 @@ def test_a_run_killed_mid_training_resumes_to_the_same_metrics(full_data_dir, tm
     assert metrics(job) == metrics(tmp_path / "whole")               # and every logged row
     again = run(cmd, full_data_dir)                                  # a finished run: nothing to do
     assert "already finished" in again.stdout
+    if curriculum == "lengthwarmup":  # both schedules, logged by points: mid-way at the checkpoint
+        rows = metrics(job)
+        stages = [(float(r["points"]), float(r["curriculum/stage"])) for r in rows if "curriculum/stage" in r]
+        lrs = [(float(r["points"]), float(r["lr"])) for r in rows if "lr" in r]
+        assert [s for _, s in stages] == list(range(7)) and 12000 <= stages[-1][0] < 14000
+        assert stages[1][0] < 5000 < stages[3][0]                    # the first checkpoint: at 5,000
+        rising = [lr for p, lr in lrs if p <= 16000]
+        assert rising == sorted(rising) and rising[0] < 0.0025 * 0.05 and lrs[-1][1] > 0.0025 * 0.999
 
 
 SWEEP = ["seed=1,2", "batching=sequences,points", *[o for o in RUN if not o.startswith(

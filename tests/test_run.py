@@ -109,6 +109,8 @@ def test_a_short_training_run_logs_every_metric_to_csv(full_data_dir, tmp_path, 
     ("batching.size=0", "batching.size must be a positive integer"),
     ("model.hidden=0", "model.hidden must be a positive integer"),
     ("task=fly", "task must be one of"),
+    ("curriculum=length_warmup curriculum.duration=1.5", "curriculum.duration must be training points"),
+    ("model.lr_warmup_points=-1", "model.lr_warmup_points must be an integer >= 0"),
 ])
 def test_bad_config_fails_before_training_naming_the_key(tmp_path, override, expected):
     result = run_py(*override.split(), data_dir=tmp_path / "data", runs_dir=tmp_path)

@@ -104,13 +104,17 @@ class Curriculum(L.Callback):
             ready = 2 * self.window_sums[1] >= needed
         if ready and self.rmse < self.threshold:
             rmse = self.rmse
-            self.stage += 1
             self.window.clear()
             self.window_sums = [0.0, 0]
-            self.apply(datamodule)
-            log.info("Curriculum step up at %s points (training RMSE %.3f < %.3g): %s",
-                     f"{module.points_processed:,}", rmse, self.threshold, self.describe(datamodule))
-            self._record(trainer, module)
+            self.step_to(self.stage + 1, trainer, module, f"training RMSE {rmse:.3f} < {self.threshold:.3g}")
+
+    def step_to(self, stage: int, trainer, module, why: str) -> None:
+        """Enter ``stage``: set the DataModule for it, say so and log it by points."""
+        self.stage = stage
+        self.apply(trainer.datamodule)
+        log.info("Curriculum step up at %s points (%s): %s", f"{module.points_processed:,}", why,
+                 self.describe(trainer.datamodule))
+        self._record(trainer, module)
 
     def _add(self, errors) -> None:
         for sq, n in errors:

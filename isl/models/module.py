@@ -32,7 +32,8 @@ class SequenceMDN(L.LightningModule):
                  prediction_weight: float = 1.0, class_loss_weight: float = 0.0,
                  init_from: str | None = None, sigma_floor_px: float | None = SIGMA_FLOOR_PX,
                  rho_bound: float = RHO_BOUND, max_weight_penalty: float = 0.0, init: str = "torch",
-                 nll_epsilon: float = 0.0, misalign_ffnn: bool = False, class_inputs: bool = False):
+                 nll_epsilon: float = 0.0, misalign_ffnn: bool = False, class_inputs: bool = False,
+                 lr_warmup_points: int = 0, lr_warmup_start: float = 0.0):
         super().__init__()
         if network not in BACKBONES:
             raise ValueError(f"model.network must be one of {sorted(BACKBONES)}, got {network!r}")
@@ -55,6 +56,13 @@ class SequenceMDN(L.LightningModule):
         if not isinstance(misalign_ffnn, bool) or (misalign_ffnn and network != "ffnn"):
             raise ValueError(f"model.misalign_ffnn must be true or false, and true only with network=ffnn "
                              f"(got {misalign_ffnn!r} with network={network!r})")
+        if isinstance(lr_warmup_points, bool) or not isinstance(lr_warmup_points, int) or lr_warmup_points < 0:
+            raise ValueError("model.lr_warmup_points must be an integer >= 0 (training points; 0: no "
+                             f"warm-up), got {lr_warmup_points!r}")
+        if isinstance(lr_warmup_start, bool) or not isinstance(lr_warmup_start, (int, float)) \
+                or not 0 <= lr_warmup_start < 1:
+            raise ValueError("model.lr_warmup_start must be a fraction of model.lr in [0, 1), "
+                             f"got {lr_warmup_start!r}")
         if init not in INITS:
             raise ValueError(f"model.init must be one of {INITS}, got {init!r}")
         if prediction_weight == 0 and class_loss_weight == 0:
@@ -207,15 +215,29 @@ class SequenceMDN(L.LightningModule):
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         self._clip_gradients()
+        points = self._global_points(batch.n_points)
+        if self.hparams.lr_warmup_points:
+            self._warm_up(optimizer, self.points_processed + points)
         optimizer.step()
         if self._pass is not None and batch.epoch != self._pass:
             self.lr_schedulers().step()  # as in the paper's code: decay once per pass over the data
         self._pass = batch.epoch
-        self.points_processed += self._global_points(batch.n_points)
+        self.points_processed += points
         self.last_sums = sums
         self._sums = sums if self._sums is None else self._sums + sums
         if (batch_idx + 1) % self.trainer.log_every_n_steps == 0:
             self._log_train()
+
+    def _warm_up(self, optimizer, points: int) -> None:
+        """Linear learning-rate warm-up by training points: ``lr_warmup_start`` x lr rising to lr
+        over the first ``lr_warmup_points`` (``points`` counts this batch's, so no step is taken
+        at 0), times the per-pass decay, whose scheduler keeps counting passes. Set before every
+        step from the points and the passes, both in the checkpoint: a resumed run goes on alike."""
+        start = self.hparams.lr_warmup_start
+        factor = start + (1 - start) * min(1.0, points / self.hparams.lr_warmup_points)
+        decayed = self.hparams.lr * self.hparams.lr_decay ** self.lr_schedulers().last_epoch
+        for group in optimizer.param_groups:
+            group["lr"] = decayed * factor
 
     def _max_weight(self) -> torch.Tensor:
         """The paper's code's ``max_weight_regularization`` (model.py getRegularizationTerm):

@@ -11,7 +11,9 @@ from matplotlib.ticker import FuncFormatter
 
 BAND = "min–max"
 COLORS = {"regular": "black", "length": "tab:red", "classes": "tab:blue", "sequences": "tab:green",
-          "scratch": "tab:gray"}  # a transfer sweep's "from <curriculum>" lines take its colour
+          "scratch": "tab:gray",  # a transfer sweep's "from <curriculum>" lines take its colour
+          "regular_lr_warmup": "tab:olive", "length_warmup": "tab:orange",  # experiment=warmup's arms
+          "length_warmup_lr_warmup": "tab:brown"}
 
 
 def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title: str = "",
