@@ -44,7 +44,7 @@ def test_the_readme_quotes_the_config_defaults():
     length = OmegaConf.load(REPO / "conf" / "curriculum" / "length.yaml")
     sequences = OmegaConf.load(REPO / "conf" / "curriculum" / "sequences.yaml")
     assert number(r"\(`min_points`, ([\d,]+);", README) == length.min_points
-    assert number(r"for `sequences`, (\d+) per sequence in use", README) == sequences.window_factor
+    assert number(r"for\s+`sequences`,? (\d+) per sequence in use", README) == sequences.window_factor
     assert number(r"falls below `threshold` \((\d+) pixels\)", README) == length.threshold
     assert number(r"`batching.bucket=(\d+)` \(default\)", README) == OmegaConf.load(
         REPO / "conf" / "batching" / "sequences.yaml").bucket
