@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 
 import isl.config  # noqa: F401  (the schema, for Hydra's own compose)
 from isl.baselines import compose
-from isl.rundir import ADDED, _differences, _flat, results_config
+from isl.rundir import _flat
 
 ARMS = {"regular": ("isl.curricula.regular.Regular", 0),
         "regular_lr_warmup": ("isl.curricula.regular.Regular", 600000),
@@ -50,17 +50,6 @@ def test_the_arms_differ_in_the_curriculum_and_the_lr_warm_up_alone():
         assert configs[arm]["curriculum.step_size"] == "double" and configs[arm]["curriculum.min_seq_length"] == 2
     assert configs["regular_lr_warmup"]["model.lr_warmup_points"] == 10 * 60000
     assert flat("experiment=warmup", "data.scaling=std")["data.scaling"] == "std"
-
-
-def test_runs_made_before_the_warm_up_keys_still_resume():
-    current = results_config(compose([]))
-    assert {k: _flat(current)[k] for k in ADDED} == ADDED       # today's defaults change nothing
-    before = OmegaConf.to_container(OmegaConf.create(current))
-    for key in ADDED:
-        del before["model"][key.split(".")[1]]
-    assert _differences(before, current) == []
-    warmed = results_config(compose(["model.lr_warmup_points=1000"]))
-    assert _differences(before, warmed) == ["model.lr_warmup_points: '(unset)' -> 1000"]
 
 
 def test_the_new_settings_compose_from_the_command_line():
