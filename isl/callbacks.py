@@ -6,12 +6,21 @@ import math
 import time
 
 import lightning as L
+import numpy as np
+import torch
 from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.callbacks.progress.rich_progress import CustomBarColumn, CustomTimeColumn
 from rich.progress import TextColumn
 
 from isl.checks import positive_int
 from isl.curricula import Curriculum
+from isl.models.metrics import rmse_per_coordinate
+
+TEST_PROTOCOLS = ("full", "original")
+# The paper's code's test protocol (train.py, with the exp files' --test_every_nrbatches 10 and
+# the default --nrseq_per_batch_test 50).
+ORIGINAL_TEST_EVERY = 10      # training batches between test batches
+ORIGINAL_TEST_SEQUENCES = 50  # sequences per test batch
 
 
 def evaluation_points(budget: int, eval_every: int, per_decade: int = 0) -> list[int]:
@@ -29,27 +38,64 @@ def log_spaced(budget: int, per_decade: int) -> list[int]:
 
 class PointsSchedule(L.Callback):
     """Evaluates on the test subset at ``evaluation_points`` (each time at the first batch
-    boundary at or past one), and stops training once ``budget`` points have been processed."""
+    boundary at or past one), and stops training once ``budget`` points have been processed.
 
-    def __init__(self, budget: int, eval_every: int, evals_per_decade: int = 0):
+    ``test_protocol="original"``: the paper's code's protocol instead (train.py), between a
+    full evaluation at 0 and one at the end (so that final metrics compare across protocols):
+    one test batch after the 11th, 21st, 31st, ... training batch (its loop sees 10k batches
+    trained, trains one more, then tests), each the next 50 test sequences in their fixed order,
+    cycling over the test subset (utils.py ``next_batch``; the test permutation is ``arange``),
+    at full length from a zero state. Such a row logs the batch's ``test/*`` metrics (the
+    original resets its test statistics after every batch) and ``test/rmse_sampled_alldata``,
+    its ``rmse_stroke_alldata``: the RMSE over every test sequence's squared error and points at
+    the last batch that held it (stats.py ``RMSEStat.log_sse`` by sequence index)."""
+
+    def __init__(self, budget: int, eval_every: int, evals_per_decade: int = 0, test_protocol: str = "full"):
         self.budget = positive_int("budget.points", budget)
         self.eval_every = positive_int("budget.eval_every", eval_every)
         if isinstance(evals_per_decade, bool) or not isinstance(evals_per_decade, int) or evals_per_decade < 0:
             raise ValueError(f"budget.evals_per_decade must be an integer >= 0, got {evals_per_decade!r}")
-        self.points = evaluation_points(budget, eval_every, evals_per_decade)
+        if test_protocol not in TEST_PROTOCOLS:
+            raise ValueError(f"budget.test_protocol must be one of {TEST_PROTOCOLS}, got {test_protocol!r}")
+        self.test_protocol = test_protocol
+        self.points = (evaluation_points(budget, eval_every, evals_per_decade) if test_protocol == "full"
+                       else [0, budget])
         self.next_eval = 0
         self.started = None
         self.elapsed = 0.0  # wall seconds of earlier attempts (a resumed run)
         self.last_metrics: dict[str, float] = {}
+        self.batches = 0    # training batches: the original protocol's clock
+        self.cursor = 0     # the next test sequence of its cycle
+        self.latest: torch.Tensor | None = None  # per test sequence: squared error, points at its last batch
+
+    def _wall(self) -> float:
+        return self.elapsed + time.perf_counter() - self.started
 
     def _evaluate(self, trainer, module) -> None:
         start = time.perf_counter()
         metrics = module.evaluate(trainer.datamodule.test_dataloader())
         metrics["time/eval_sec"] = time.perf_counter() - start
-        metrics["time/wall_sec"] = self.elapsed + time.perf_counter() - self.started
+        metrics["time/wall_sec"] = self._wall()
         module.write_metrics(metrics)
         self.last_metrics = metrics
         self.next_eval = next((p for p in self.points if p > module.points_processed), math.inf)
+
+    def _test_batch(self, trainer, module) -> None:
+        """The original protocol's test batch (see the class)."""
+        start = time.perf_counter()
+        dm = trainer.datamodule
+        n = len(dm.test)
+        indices = (self.cursor + np.arange(min(ORIGINAL_TEST_SEQUENCES, n))) % n
+        self.cursor = int(indices[-1] + 1) % n
+        errors = torch.zeros(n, 2, dtype=torch.float64)
+        metrics = module.evaluate([dm.collate(indices, dm.test)], sequence_errors=errors)
+        if self.latest is None:
+            self.latest = torch.zeros(n, 2, dtype=torch.float64)
+        self.latest[indices] = errors[indices]
+        metrics["test/rmse_sampled_alldata"] = rmse_per_coordinate(*self.latest.sum(0).tolist())
+        metrics["time/eval_sec"] = time.perf_counter() - start
+        metrics["time/wall_sec"] = self._wall()
+        module.write_metrics(metrics)
 
     def on_train_start(self, trainer, module) -> None:
         self.started = time.perf_counter()
@@ -59,6 +105,9 @@ class PointsSchedule(L.Callback):
             self._evaluate(trainer, module)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.batches += 1
+        if self.test_protocol == "original" and self.batches % ORIGINAL_TEST_EVERY == 1 and self.batches > 1:
+            self._test_batch(trainer, module)
         done = module.points_processed >= self.budget
         if done or module.points_processed >= self.next_eval:
             self._evaluate(trainer, module)
@@ -66,12 +115,14 @@ class PointsSchedule(L.Callback):
             trainer.should_stop = True
 
     def state_dict(self) -> dict:
-        return {"next_eval": self.next_eval, "last_metrics": self.last_metrics,
-                "elapsed": self.elapsed + time.perf_counter() - self.started}
+        return {"next_eval": self.next_eval, "last_metrics": self.last_metrics, "elapsed": self._wall(),
+                "batches": self.batches, "cursor": self.cursor, "latest": self.latest}
 
     def load_state_dict(self, state: dict) -> None:
         self.next_eval, self.elapsed = state["next_eval"], state["elapsed"]
         self.last_metrics = state["last_metrics"]
+        # Checkpoints from before the original protocol existed were taken under the full one.
+        self.batches, self.cursor, self.latest = state.get("batches", 0), state.get("cursor", 0), state.get("latest")
 
 
 class PointsProgressBar(RichProgressBar):

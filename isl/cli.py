@@ -86,15 +86,16 @@ class IslCLI(LightningCLI):
 
     def results_config(self, callbacks: list) -> dict:
         """What decides a run's results, as ``rundir.results_config`` for run.py: the seed, the
-        model, the data (not where it is read from) and the curriculum; not the trainer, logger,
-        budget or checkpoints. ``callbacks``: trainer.callbacks as instantiated."""
+        model, the data (not where it is read from), the curriculum and the test protocol; not
+        the trainer, logger, budget or checkpoints. ``callbacks``: trainer.callbacks as
+        instantiated."""
         config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))[self.subcommand]
         data = config["data"]
         data["init_args"]["source"] = data["init_args"]["source"]["class_path"]
         curriculum = [entry for entry, c in zip(_as_list(config["trainer"]["callbacks"]), callbacks)
                       if isinstance(c, Curriculum)]
         return redact({"seed": config["seed_everything"], "model": config["model"], "data": data,
-                       "curriculum": curriculum})
+                       "curriculum": curriculum, "budget": {"test_protocol": self.schedule.test_protocol}})
 
     def fit(self, model, datamodule, ckpt_path=None, weights_only=None) -> None:
         """Fit in the run's directory as run.py does: resume it if it holds a checkpoint, only

@@ -46,6 +46,10 @@ class Budget:
     points: int = MISSING       # sequence points processed before training stops
     eval_every: int = MISSING   # test evaluation every this many training points
     evals_per_decade: int = 0   # and this many, log-spaced, per decade of the budget's last three
+    # full: the whole test subset at those points; original: the paper's code's test batches
+    # (isl.callbacks.PointsSchedule). Its default lives here, not in config.yaml, whose own
+    # values come after setup=original's in the defaults list.
+    test_protocol: str = "full"
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Summarise a Hydra sweep: test-RMSE curves per curriculum and the paper's comparison table.
 
     python -m isl.report runs/multirun/experiment-exp1 [--out DIR] [--xscale log|linear] [--yscale log|linear]
-                         [--at 2.5e5,1e6,5e6]
+                         [--at 2.5e5,1e6,5e6] [--window 10]
 
 Writes ``<sweep>/report/`` (or ``--out``): ``rmse_sampled.png``, ``rmse_expected.png``,
 ``nll_px.png`` and ``bits_per_point.png`` (one panel per batching x model cell, one line per
@@ -10,6 +10,14 @@ reference levels, the figures, warnings, failed and unfinished jobs) and ``summa
 table, one row per cell and curriculum).
 
 Jobs, their curves and how seeds are aligned: see ``isl.sweeps``.
+
+**The test protocol** of the runs (``budget.test_protocol``) is named in the summary's header,
+in every figure's title and in the table's ``test_protocol`` column. Under ``original`` (the
+paper's code: a 50-sequence test batch every 10 training batches) the curves are the test
+batches smoothed by a rolling mean over ``--window`` rows (10; the paper's R code takes the
+window as a parameter, its value is not recorded), as ``isl.sweeps`` reads them; *final* is
+still the whole test subset's evaluation at the end, so the end-point columns compare across
+protocols, while *best* and *points to reach* are read on the smoothed curve.
 
 **The table**, per cell and curriculum (RMSE in pixels, the ``test/rmse_sampled`` the paper
 reports unless named ``expected``):
@@ -53,7 +61,9 @@ from pathlib import Path
 
 import numpy as np
 
-from isl.sweeps import Cell, Curve, aggregate, find_jobs, load_job, mark_variants
+from isl.callbacks import ORIGINAL_TEST_EVERY, ORIGINAL_TEST_SEQUENCES
+from isl.checks import positive_int_arg
+from isl.sweeps import WINDOW, Cell, Curve, aggregate, find_jobs, load_job, mark_variants
 
 LIKELIHOODS = {"nll_px": "NLL (nats/point, pixels)", "bits_per_point": "bits/point (discretised)"}
 REFERENCES = {"zero_rmse": "no movement", "repeat_last_rmse": "repeat the last offset",
@@ -64,7 +74,7 @@ FIGURE_REFERENCES = {  # which trivial levels each figure shows
     "rmse_sampled": ["zero_rmse", "empirical_sample_rmse"],
     "rmse_expected": ["zero_rmse", "repeat_last_rmse", "mean_rmse"],
     "nll_px": ["empirical_nll_px"], "bits_per_point": ["empirical_bits_per_point"]}
-COLUMNS = ["batching", "model", "variant", "curriculum", "seeds", "seed_list", "evaluations",
+COLUMNS = ["batching", "model", "variant", "test_protocol", "curriculum", "seeds", "seed_list", "evaluations",
            "final_points", "final_rmse_mean", "final_rmse_std", "best_rmse", "best_points",
            "points_to_reach_regular_best", "speedup", "final_reduction_pct",
            "final_rmse_expected_mean", "final_rmse_expected_std",
@@ -83,20 +93,20 @@ class ReportError(Exception):
 def summarise(curves: dict[str, Curve]) -> list[dict]:
     """The table rows of one cell (keys as COLUMNS, without the cell's own)."""
     regular = curves.get("regular")
-    target = regular.mean().min() if regular else math.nan
+    target = np.nanmin(regular.mean()) if regular else math.nan
     regular_points = regular.first_reaching(target) if regular else math.nan
     regular_final = regular.final()[0] if regular else math.nan
     rows = []
     for name, curve in curves.items():
         mean = curve.mean()
-        best = int(np.argmin(mean))
+        best = int(np.nanargmin(mean))  # NaN: a smoothed curve's gaps (isl.sweeps)
         reach = curve.first_reaching(target)
         final, final_std = curve.final()
         expected, expected_std = curve.final("rmse_expected")
         accuracy, accuracy_std = curve.final("accuracy")
         rows.append({
             "curriculum": name, "seeds": len(curve.seeds),
-            "seed_list": " ".join(str(s) for s in curve.seeds), "evaluations": len(mean),
+            "seed_list": " ".join(str(s) for s in curve.seeds), "evaluations": int(np.isfinite(mean).sum()),
             "final_points": float(curve.points[-1]), "final_rmse_mean": final, "final_rmse_std": final_std,
             "best_rmse": float(mean[best]), "best_points": float(curve.points[best]),
             "points_to_reach_regular_best": reach,
@@ -133,18 +143,18 @@ def summarise_transfer(curves: dict[str, Curve]) -> list[dict]:
     """The table rows of a transfer cell: test accuracy against training from scratch, the
     classification counterpart of the prediction table (higher is better here)."""
     scratch = curves.get(SCRATCH)
-    target = scratch.mean("accuracy").max() if scratch else math.nan
+    target = np.nanmax(scratch.mean("accuracy")) if scratch else math.nan
     scratch_points = scratch.first_reaching(target, "accuracy") if scratch else math.nan
     scratch_final = scratch.final("accuracy")[0] if scratch else math.nan
     rows = []
     for name, curve in curves.items():
         mean = curve.mean("accuracy")
-        best = int(np.argmax(mean))
+        best = int(np.nanargmax(mean))
         reach = curve.first_reaching(target, "accuracy")
         final, final_std = curve.final("accuracy")
         rows.append({
             "curriculum": name, "seeds": len(curve.seeds),
-            "seed_list": " ".join(str(s) for s in curve.seeds), "evaluations": len(mean),
+            "seed_list": " ".join(str(s) for s in curve.seeds), "evaluations": int(np.isfinite(mean).sum()),
             "final_points": float(curve.points[-1]), "final_accuracy_mean": final,
             "final_accuracy_std": final_std, "best_accuracy": float(mean[best]),
             "best_accuracy_points": float(curve.points[best]), "points_to_reach_scratch_best": reach,
@@ -154,6 +164,19 @@ def summarise_transfer(curves: dict[str, Curve]) -> list[dict]:
 
 
 # --- writing -------------------------------------------------------------------------------------
+
+def protocol_text(protocols: list[str], window: int, short: bool = False) -> str:
+    """What the test curves measure, for a figure's title (``short``) or the summary."""
+    texts = {"full": "full" if short else "**full**: the whole test subset at every evaluation",
+             "original": (f"original ({ORIGINAL_TEST_SEQUENCES}-sequence test batch every "
+                          f"{ORIGINAL_TEST_EVERY} training batches, rolling mean over {window})" if short else
+                          f"**original** (the paper's code): a test batch of the next "
+                          f"{ORIGINAL_TEST_SEQUENCES} test sequences every {ORIGINAL_TEST_EVERY} "
+                          f"training batches; its curves are a rolling mean over {window} test batches, "
+                          "read at a grid of points; the whole test subset at 0 and at the end, "
+                          "which gives *final*")}
+    return ("test protocol: " if short else "Test protocol ") + "; ".join(texts.get(p, p) for p in protocols)
+
 
 def cell_title(cell: Cell) -> str:
     batching, model, variant = cell
@@ -254,9 +277,10 @@ def along_the_way(curves: dict[str, Curve], metric: str, baseline: str, marks: l
     10%; marks without one are left out), and how many times those points the baseline needs to
     do as well: where the gap between two curves is read changes the factor, so the table shows
     it all along, not only at the baseline's best."""
-    def nearest(curve: Curve, mark: float) -> int | None:
-        i = int(np.argmin(abs(curve.points - mark)))
-        return i if abs(curve.points[i] - mark) <= 0.1 * mark else None
+    def nearest(curve: Curve, mark: float) -> int | None:  # of the evaluations with a value
+        distance = np.where(np.isnan(curve.mean(metric)), np.inf, abs(curve.points - mark))
+        i = int(np.argmin(distance))
+        return i if distance[i] <= 0.1 * mark else None
 
     marks = [m for m in marks if any(nearest(c, m) is not None for c in curves.values())]
     if not marks:
@@ -284,16 +308,17 @@ def along_the_way(curves: dict[str, Curve], metric: str, baseline: str, marks: l
 
 
 def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", yscale: str = "linear",
-                 at: list[float] | None = None) -> Path:
+                 at: list[float] | None = None, window: int = WINDOW) -> Path:
     """Write the report of ``sweep`` into ``out`` (default ``<sweep>/report``); returns ``out``.
-    ``at``: the points of the along-the-way tables (default: 1, 2.5 and 5 times powers of ten)."""
+    ``at``: the points of the along-the-way tables (default: 1, 2.5 and 5 times powers of ten);
+    ``window``: the rows of the rolling mean over the original test protocol's batches."""
     from isl.viz.curves import BAND, plot_curves
 
     sweep = Path(sweep)
     if not sweep.is_dir():
         raise ReportError(f"{sweep}: not a directory")
     out = Path(out) if out else sweep / "report"
-    jobs = sorted((load_job(sweep, d) for d in find_jobs(sweep, skip=out)), key=lambda j: (j.num, j.name))
+    jobs = sorted((load_job(sweep, d, window) for d in find_jobs(sweep, skip=out)), key=lambda j: (j.num, j.name))
     mark_variants(jobs)
     cells = aggregate(jobs)
     if not cells:
@@ -301,20 +326,22 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", ysca
                 else "no job directories (.hydra/ or error.txt)")
         raise ReportError(f"no usable job in {sweep}: {what}")
     out.mkdir(parents=True, exist_ok=True)
+    protocols = sorted({c.protocol for curves in cells.values() for c in curves.values()})
+    protocol = protocol_text(protocols, window, short=True)
 
     figures = {}
     for metric, label in (("rmse_sampled", "sampled"), ("rmse_expected", "expected value")):
         figures[metric] = plot_curves(cells, metric, out / f"{metric}.png", xscale=xscale,
-                                      title=f"Test RMSE ({label}) per curriculum",
+                                      title=f"Test RMSE ({label}) per curriculum\n{protocol}",
                                       cell_title=cell_title, yscale=yscale,
                                       references={k: REFERENCES[k] for k in FIGURE_REFERENCES[metric]})
     for metric, label in LIKELIHOODS.items():
         figures[metric] = plot_curves(cells, metric, out / f"{metric}.png", xscale=xscale,
-                                      title=f"Test {label} per curriculum", cell_title=cell_title,
+                                      title=f"Test {label} per curriculum\n{protocol}", cell_title=cell_title,
                                       ylabel=f"test {label}", yscale=yscale if metric == "bits_per_point" else "linear",
                                       references={k: REFERENCES[k] for k in FIGURE_REFERENCES[metric]})
     figures["accuracy"] = plot_curves(cells, "accuracy", out / "accuracy.png", xscale=xscale,
-                                      title="Test accuracy (class at the last point)",
+                                      title=f"Test accuracy (class at the last point)\n{protocol}",
                                       cell_title=cell_title, ylabel="test accuracy")
 
     table = []
@@ -334,7 +361,8 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", ysca
              "*points to reach* and *speed-up* use the seed-mean curve (seeds aligned by "
              "evaluation index); *speed-up* = regular's points to its best / the curriculum's "
              "points to reach it; *reduction* = 100 × (1 − final / regular's final), positive "
-             "where the final sampled RMSE is lower than regular's."), ""]
+             "where the final sampled RMSE is lower than regular's."), "",
+          protocol_text(protocols, window) + ".", ""]
     for cell, curves in cells.items():
         if is_transfer(curves):
             rows = summarise_transfer(curves)
@@ -348,7 +376,8 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", ysca
         for curve in curves.values():
             md += [f"**Warning** ({curve.curriculum}): {w}" for w in curve.warnings]
             md += [""] if curve.warnings else []
-        table += [{"batching": cell[0], "model": cell[1], "variant": cell[2], **r} for r in rows]
+        table += [{"batching": cell[0], "model": cell[1], "variant": cell[2],
+                   "test_protocol": curves[r["curriculum"]].protocol, **r} for r in rows]
         baseline = SCRATCH if is_transfer(curves) else "regular"
         if baseline not in curves:
             md += [f"No `{baseline}` runs in this cell: nothing to compare against.", ""]
@@ -393,9 +422,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--at", type=lambda text: [float(x) for x in text.split(",")],
                         help="points of the along-the-way tables, e.g. 2.5e5,1e6,5e6 "
                              "(default: 1, 2.5 and 5 times the powers of ten)")
+    parser.add_argument("--window", type=positive_int_arg, default=WINDOW,
+                        help=f"rows of the rolling mean over the original test protocol's batches "
+                             f"(default: {WINDOW})")
     args = parser.parse_args(argv)
     try:
-        out = write_report(args.sweep, args.out, args.xscale, args.yscale, args.at)
+        out = write_report(args.sweep, args.out, args.xscale, args.yscale, args.at, args.window)
     except ReportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -27,8 +27,11 @@ RUN_CONFIG = "run-config.yaml"
 RESULT = "result.json"
 ERROR = "error.txt"
 # Keys that do not change what a run computes: where things are, how it is logged and on what
-# hardware, and how long it goes on (a longer budget extends a finished run).
-NEUTRAL = ("paths", "logger", "trainer", "viz", "checkpoint", "name", "transfer", "budget",
+# hardware, and how long it goes on (a longer budget extends a finished run). Not
+# budget.test_protocol: it decides what the test rows measure, and a run resumed under the
+# other protocol would log two kinds of rows.
+NEUTRAL = ("paths", "logger", "trainer", "viz", "checkpoint", "name", "transfer", "budget.points",
+           "budget.eval_every", "budget.evals_per_decade",
            "data.mnist_dir", "data.search_dirs", "data.download", "data.source", "data.path")
 # Results-deciding keys added to isl after runs were made without them, each with the value that
 # computes what isl computed before the key existed: a run whose run-config.yaml lacks one
@@ -39,6 +42,7 @@ ADDED: dict[str, object] = {
     "model.nll_epsilon": 0.0, "model.misalign_ffnn": False,             # 2026-12-02
     "model.class_inputs": False,                                       # 2026-12-02
     "model.lr_warmup_points": 0, "model.lr_warmup_start": 0.0,         # 2026-12-02
+    "budget.test_protocol": "full",                                    # 2026-12-02
 }
 
 

@@ -23,6 +23,16 @@ keeps every plotted value a real measurement, with no interpolation across the g
 evaluations. Seeds whose schedules differ (another ``budget``), or whose evaluation counts
 differ, are still averaged this way but named in ``Curve.warnings``, which the report prints.
 
+**The original test protocol** (``budget.test_protocol=original``, ``setup=original``): a test
+row every 10 training batches, each over 50 test sequences, about 1,000 noisy rows in 10^7
+points. Its curve is read as the paper's figures read it (R/processruns.R): a centred rolling
+mean over ``window`` rows (of every metric and of the points; fewer rows at the ends),
+interpolated at a grid fixed by the budget (every 1/100 of it and 4 log-spaced points per
+decade over its last three), NaN where a run has no smoothed value (before its first, after its
+last); the full evaluations at 0 and at the end are kept as measured, so a curve's final value
+is the whole test subset's in both protocols. Every seed with the same budget has the same
+grid, so they align by index as above.
+
 **Reference levels**: each run's ``reference.json`` (``isl.data.reference``: what trivial
 predictors score on its test set); a curve carries its first seed's.
 """
@@ -38,7 +48,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from isl.callbacks import evaluation_points
+
 METRICS = ("rmse_sampled", "rmse_expected", "nll_px", "bits_per_point", "accuracy")
+ALLDATA = "rmse_sampled_alldata"  # logged by the original protocol's test batches only
+WINDOW = 10                       # rows of the rolling mean over the original protocol's test batches
+GRID_BINS, GRID_PER_DECADE = 100, 4  # where its smoothed curve is read
 ORDER = {"curriculum": ["scratch", "regular", "regular_lr_warmup", "length", "length_warmup",  # "from X" as X
                         "length_warmup_lr_warmup", "classes", "sequences"],
          "batching": ["sequences", "points"], "model": ["lstm", "ffnn"]}
@@ -66,6 +81,7 @@ class Job:
     evals: dict[str, np.ndarray] | None = None  # "points" and METRICS, one value per test evaluation
     variant: str = ""
     budget: dict = field(default_factory=dict)     # the config's budget: its evaluation schedule
+    protocol: str = "full"                         # budget.test_protocol
     reference: dict = field(default_factory=dict)  # reference.json: trivial predictors' levels
 
 
@@ -76,7 +92,8 @@ def find_jobs(sweep: Path, skip: Path | None = None) -> list[Path]:
 
 
 def read_evals(path: Path) -> dict[str, np.ndarray] | None:
-    """The test evaluations of a Lightning ``metrics.csv`` (the rows with ``test/*`` filled)."""
+    """The test evaluations of a Lightning ``metrics.csv`` (the rows with ``test/*`` filled);
+    ``ALLDATA`` is NaN but in the original protocol's test-batch rows."""
     if not path.is_file():
         return None
     by_points: dict[float, dict[str, float]] = {}
@@ -84,11 +101,39 @@ def read_evals(path: Path) -> dict[str, np.ndarray] | None:
         for row in csv.DictReader(f):
             if row.get("test/rmse_sampled") and row.get("points"):
                 # A repeated evaluation at the same point count replaces the earlier one.
-                by_points[float(row["points"])] = {m: float(row.get(f"test/{m}") or "nan") for m in METRICS}
+                by_points[float(row["points"])] = {m: float(row.get(f"test/{m}") or "nan")
+                                                   for m in (*METRICS, ALLDATA)}
     if not by_points:
         return None
     points = sorted(by_points)
-    return {"points": np.array(points), **{m: np.array([by_points[p][m] for p in points]) for m in METRICS}}
+    return {"points": np.array(points),
+            **{m: np.array([by_points[p][m] for p in points]) for m in (*METRICS, ALLDATA)}}
+
+
+def smooth_test_batches(evals: dict[str, np.ndarray], budget: int, window: int = WINDOW) -> dict[str, np.ndarray]:
+    """The original protocol's evaluations as its curve is drawn (see the module's docstring):
+    the test-batch rows smoothed over ``window`` rows and read at the grid of ``budget``; the
+    full evaluations as they are."""
+    batch = ~np.isnan(evals[ALLDATA])
+    if not batch.any():
+        return evals
+    grid = np.array([p for p in evaluation_points(budget, max(budget // GRID_BINS, 1), GRID_PER_DECADE)
+                     if 0 < p < budget], dtype=float)
+    x = rolling_mean(evals["points"][batch], window)
+    inside = (grid >= x[0]) & (grid <= x[-1])
+    out = {"points": np.concatenate([evals["points"][~batch], grid])}
+    for m in (*METRICS, ALLDATA):
+        read = np.where(inside, np.interp(grid, x, rolling_mean(evals[m][batch], window)), np.nan)
+        out[m] = np.concatenate([evals[m][~batch], read])
+    order = np.argsort(out["points"], kind="stable")
+    return {k: v[order] for k, v in out.items()}
+
+
+def rolling_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """Centred mean over ``window`` rows, over the rows there are at the ends (zoo::rollmean
+    with partial windows, as the paper's R code)."""
+    kernel = np.ones(min(window, len(values)))
+    return np.convolve(values, kernel, "same") / np.convolve(np.ones(len(values)), kernel, "same")
 
 
 def load_yaml(path: Path) -> dict:
@@ -105,13 +150,14 @@ def load_json(path: Path) -> dict:
         return {}
 
 
-def load_job(sweep: Path, directory: Path) -> Job:
+def load_job(sweep: Path, directory: Path, window: int = WINDOW) -> Job:
     name = directory.relative_to(sweep).as_posix() if directory != sweep else directory.name
     config = load_yaml(directory / ".hydra" / "config.yaml")
     hydra = load_yaml(directory / ".hydra" / "hydra.yaml").get("hydra", {})
     choices = hydra.get("runtime", {}).get("choices", {})
     head = name.split("/")[0].split("-")[0]
-    job = Job(name=name, num=int(hydra.get("job", {}).get("num", head if head.isdigit() else 10**9)))
+    num = str(hydra.get("job", {}).get("num", head))  # "???" in a single run's (python run.py)
+    job = Job(name=name, num=int(num) if num.isdigit() else 10**9)
     target = str((config.get("curriculum") or {}).get("_target_", "?"))
     job.curriculum = str(choices.get("curriculum") or target.rsplit(".", 1)[-1].lower())
     if choices.get("arm"):
@@ -129,6 +175,9 @@ def load_job(sweep: Path, directory: Path) -> Job:
         job.error = next((ln for ln in reversed(lines) if ln), "(empty error.txt)")
     job.evals = read_evals(directory / "metrics.csv")
     job.budget = config.get("budget") or {}
+    job.protocol = job.budget.get("test_protocol", "full")
+    if job.protocol == "original" and job.evals is not None:
+        job.evals = smooth_test_batches(job.evals, int(job.budget.get("points") or job.evals["points"][-1]), window)
     job.reference = load_json(directory / "reference.json")
     job.finished = (directory / "result.json").is_file()
     return job
@@ -152,6 +201,7 @@ class Curve:
     values: dict[str, np.ndarray]       # metric -> (seeds, evaluations)
     reference: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    protocol: str = "full"              # the seeds' budget.test_protocol
 
     def mean(self, metric: str = "rmse_sampled") -> np.ndarray:
         return self.values[metric].mean(axis=0)
@@ -186,7 +236,8 @@ def aggregate(jobs: list[Job]) -> dict[Cell, dict[str, Curve]]:
             stack = {k: np.stack([j.evals[k][:n] for j in members]) for k in ("points", *METRICS)}
             cells[cell][curriculum] = Curve(curriculum, [j.seed for j in members],
                                             stack.pop("points").mean(axis=0), stack,
-                                            members[0].reference, schedule_warnings(members))
+                                            members[0].reference, schedule_warnings(members),
+                                            members[0].protocol)
     return cells
 
 

@@ -64,7 +64,8 @@ def train(cfg: DictConfig, out_dir: Path) -> str:
     dm = build_datamodule(cfg)  # every value is checked before anything is written
     model = instantiate(cfg.model, **LOSS_WEIGHTS[cfg.task])
     curriculum = instantiate(cfg.curriculum)
-    schedule = PointsSchedule(cfg.budget.points, cfg.budget.eval_every, cfg.budget.evals_per_decade)
+    schedule = PointsSchedule(cfg.budget.points, cfg.budget.eval_every, cfg.budget.evals_per_decade,
+                              cfg.budget.test_protocol)
     checkpoints = PointsCheckpoint(cfg.checkpoint.every_points, out_dir / "checkpoints",
                                    kept_points(cfg.budget.points, cfg.checkpoint.keep_per_decade))
     start = rundir.prepare(out_dir, rundir.results_config(cfg), cfg.budget.points)

@@ -17,6 +17,7 @@ from matplotlib.image import imread
 
 from conftest import MNIST_DIR, REPO, needs_mnist
 from isl import report
+from isl.callbacks import evaluation_points
 
 COLUMNS = ["curriculum/stage", "lr", "points", "step", "test/accuracy", "test/loss", "test/nll_px",
            "test/bits_per_point", "test/rmse_expected", "test/rmse_sampled", "time/eval_sec", "time/wall_sec",
@@ -328,3 +329,55 @@ def test_smoke_sweep_end_to_end(tmp_path, full_data_dir):
     assert all(np.isfinite(float(r["final_bits_per_point"])) and float(r["zero_rmse"]) > 0 for r in rows)
     for name in ("rmse_sampled.png", "rmse_expected.png", "nll_px.png", "bits_per_point.png"):
         assert non_white_fraction(out / name) > 0.01
+
+
+def write_original_job(sweep: Path, num: int, curriculum: str, seed: int, rmse, full: tuple) -> Path:
+    """A job under the original test protocol: a full evaluation at 0 and at the end (``full``:
+    the two RMSEs) around test-batch rows (one per value of ``rmse``, every 10,000 points),
+    which alone log ``test/rmse_sampled_alldata``."""
+    budget = {"points": 10_000 * len(rmse), "eval_every": 10**6, "evals_per_decade": 4, "test_protocol": "original"}
+    job = write_job(sweep, num, curriculum, "sequences", "lstm", seed, [0], [full[0]], budget=budget,
+                    extra=("setup=original",))
+    end = 10_000 * len(rmse) + 1500
+    with (job / "metrics.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[*COLUMNS, "test/rmse_sampled_alldata"])
+        writer.writeheader()
+        for step, (p, r) in enumerate([(0, full[0]), *((10_000 * k, v) for k, v in enumerate(rmse, 1)),
+                                       (end, full[1])]):
+            batch = {"test/rmse_sampled_alldata": r + 1} if 0 < p < end else {}
+            writer.writerow({"points": float(p), "step": step, "test/loss": 1.0, "test/accuracy": 0.1,
+                             "test/nll_px": r / 10, "test/bits_per_point": r / 5, "test/rmse_sampled": r,
+                             "test/rmse_expected": r / 2, **batch})
+    return job
+
+
+def test_the_original_protocol_s_test_batches_are_smoothed_and_its_end_is_the_full_evaluation(tmp_path):
+    """1,000 noisy test-batch rows per run (+-1 about a straight line): the curve is their
+    rolling mean over 10 rows, read at the budget's grid; final is the full evaluation."""
+    sweep = tmp_path / "sweep"
+    k = np.arange(1, 1001)
+    for seed in (1, 2):
+        write_original_job(sweep, seed, "regular", seed, 10 - k / 200 + (-1) ** k, full=(30.0, 4.0 + seed))
+    out = report.write_report(sweep, at=[5e6])
+    [row] = rows_of(out).values()
+    assert row["test_protocol"] == "original"
+    assert float(row["final_rmse_mean"]) == pytest.approx(5.5) and float(row["final_points"]) == 10_001_500
+    md = (out / "summary.md").read_text()
+    assert "Test protocol **original** (the paper's code): a test batch of the next 50 test sequences " \
+           "every 10 training batches; its curves are a rolling mean over 10 test batches" in md
+    assert "**Warning**" not in md                               # both seeds on one grid
+    # at 5e6 points, the line's 7.5: the noise averages out over 10 rows (one row reads 8.5)
+    assert "| regular | 7.500 |" in md.split("seed-mean test RMSE (sampled)")[1]
+    raw = (report.write_report(sweep, out=tmp_path / "raw", at=[5e6], window=1) / "summary.md").read_text()
+    assert "| regular | 8.500 |" in raw.split("seed-mean test RMSE (sampled)")[1]
+    assert "rolling mean over 1 test batches" in raw
+    # the grid (every 1/100 of the budget, 4 per decade) where the smoothed rows reach, and the two full evaluations
+    assert int(row["evaluations"]) == 2 + sum(30_000 <= p <= 9_975_000 for p in
+                                              evaluation_points(10**7, 10**5, 4)[1:-1])
+    assert non_white_fraction(out / "rmse_sampled.png") > 0.01
+
+
+def test_the_report_names_the_full_protocol_too(sweep):
+    md = (report.write_report(sweep) / "summary.md").read_text()
+    assert "Test protocol **full**: the whole test subset at every evaluation." in md
+    assert {r["test_protocol"] for r in rows_of(sweep / "report").values()} == {"full"}

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import MNIST_DIR, REPO
 
@@ -165,3 +166,39 @@ def test_a_preempted_slurm_job_is_requeued_and_resumes_to_the_same_metrics(full_
     assert "Resuming from" in logs                                      # ...and resumed
     assert result(job) == result(whole)
     assert metrics(job) == metrics(whole)
+
+
+# budget.test_protocol=original: a 50-sequence test batch after the 11th, 21st, ... training batch,
+# cycling over 120 test sequences; the first checkpoint (~15 batches) comes after the first.
+ORIGINAL = ["budget.test_protocol=original", "data.num_train=2000", "data.num_test=120", "budget.points=60000",
+            "checkpoint.every_points=30000", "trainer.log_every_n_steps=1", "seed=7"]
+
+
+def test_a_run_under_the_original_test_protocol_resumes_to_the_same_rows(full_data_dir, tmp_path):
+    from isl import report
+
+    run(command(tmp_path, "name=whole", *ORIGINAL), full_data_dir)
+    whole = metrics(tmp_path / "whole")
+    tests = [r for r in whole if "test/rmse_sampled" in r]
+    batches = [int(r["step"]) for r in tests if "test/rmse_sampled_alldata" in r]
+    last = int(whole[-1]["step"])
+    assert len(batches) >= 2 and batches == list(range(11, last + 1, 10))      # every 10 batches
+    assert [int(r["step"]) for r in tests if "test/rmse_sampled_alldata" not in r] == [0, last]
+    trained = {r["step"]: r["points"] for r in whole if "train/loss" in r}
+    assert all(r["points"] == trained[r["step"]] for r in tests[1:])            # right after that batch
+    state = torch.load(tmp_path / "whole" / "checkpoints" / "last.ckpt", weights_only=True)["callbacks"]
+    [schedule] = [s for s in state.values() if "cursor" in s]
+    assert schedule["cursor"] == 50 * len(batches) % 120 and schedule["batches"] == last
+
+    cmd = command(tmp_path, "name=killed", *ORIGINAL)
+    job = tmp_path / "killed"
+    kill_after_checkpoint(cmd, full_data_dir, job / "checkpoints" / "last.ckpt", extra_wait=0.3)
+    assert not (job / "result.json").exists()
+    resumed = run(cmd, full_data_dir)
+    assert "Resuming from" in resumed.stdout + resumed.stderr
+    assert result(job) == result(tmp_path / "whole")
+    assert metrics(job) == whole
+
+    md = (report.write_report(job) / "summary.md").read_text()
+    assert "Test protocol **original** (the paper's code)" in md
+    assert "| regular | 1 |" in md

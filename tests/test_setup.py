@@ -40,6 +40,13 @@ def test_setup_original_composes_with_every_experiment(experiment):
     assert isl["model.sigma_floor_px"] == 0.34 and isl["batching.bucket"] == 50
 
 
+def test_setup_original_tests_as_the_original_code_but_in_the_ablation():
+    assert flat()["budget.test_protocol"] == "full"
+    assert flat("setup=original")["budget.test_protocol"] == "original"
+    assert flat("experiment=exp2", "setup=original")["budget.test_protocol"] == "original"
+    assert flat("experiment=ablation")["budget.test_protocol"] == "full"  # as its setup=isl row
+
+
 @pytest.mark.parametrize("revert", sorted(REVERTED))
 def test_each_revert_changes_only_its_own_keys(revert):
     original = flat("setup=original", "curriculum=length")

@@ -149,10 +149,11 @@ class SequenceMDN(L.LightningModule):
         return torch.log(self.offset_scale).sum()
 
     # --- one batch ----------------------------------------------------------------------------
-    def _measure(self, batch, generator: torch.Generator | None = None,
-                 discrete: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def _measure(self, batch, generator: torch.Generator | None = None, discrete: bool = False,
+                 per_sequence: bool = False) -> tuple[torch.Tensor, ...]:
         """Loss of a batch and its metric sums (see _SUMS), in pixels where it matters;
-        ``discrete`` adds the discretised score (bits)."""
+        ``discrete`` adds the discretised score (bits); ``per_sequence`` a third item, each
+        sequence's squared sampled error and real points, (B, 2)."""
         mixture, _ = self(batch.steps, classes=self.classes_for(batch.labels))
         # Step t predicts step t + 1; the last position only feeds the class output.
         prediction = mixture.map(lambda t: t[:, :-1])
@@ -176,18 +177,23 @@ class SequenceMDN(L.LightningModule):
             sampled = self.to_pixels(prediction.sample(generator)[mask])
             expected = self.to_pixels(prediction.mean()[mask])
             n = mask.sum()
-            if self.training:  # per sequence, for a curriculum window of sequences (curriculum.window)
-                owner = torch.arange(len(batch), device=self.device).unsqueeze(1).expand_as(mask)[mask]
-                sq = ((sampled - true_xy) ** 2).sum(-1)
-                self.last_sequence_sums = torch.zeros(len(batch), 2, device=self.device).index_add_(
-                    0, owner, torch.stack([sq, torch.ones_like(sq)], -1))
             bits = self._bits(prediction, target, mask, true_xy) if discrete else torch.zeros_like(loss)
+            sq_sampled = (sampled - true_xy) ** 2
             sums = torch.stack([loss.detach() * n, (nll.detach() + self.log_jacobian) * n, bits,
-                                ((sampled - true_xy) ** 2).sum(),
+                                sq_sampled.sum(),
                                 ((expected - true_xy) ** 2).sum(), n.to(loss.dtype),
                                 (last.argmax(-1) == batch.labels).sum().to(loss.dtype),
                                 torch.tensor(float(len(batch)), device=self.device)])
-        return loss, sums
+            if not (self.training or per_sequence):
+                return loss, sums
+            # Per sequence, as the paper's code counts its curriculum window (curriculum.window)
+            # and its test batches (budget.test_protocol).
+            owner = torch.arange(len(batch), device=self.device).unsqueeze(1).expand_as(mask)[mask]
+            sq = torch.zeros(len(batch), dtype=loss.dtype, device=self.device)
+            sequences = torch.stack([sq.index_add_(0, owner, sq_sampled.sum(-1)), mask.sum(1).to(loss.dtype)], 1)
+            if self.training:
+                self.last_sequence_sums = sequences
+        return (loss, sums, sequences) if per_sequence else (loss, sums)
 
     def _bits(self, prediction: Mixture, target: torch.Tensor, mask: torch.Tensor,
               true_xy: torch.Tensor) -> torch.Tensor:
@@ -314,18 +320,27 @@ class SequenceMDN(L.LightningModule):
             logger.log_metrics(metrics, step=self.global_step)
 
     @torch.no_grad()
-    def evaluate(self, dataloader, seed: int = 0) -> dict[str, float]:
+    def evaluate(self, dataloader, seed: int = 0, sequence_errors: torch.Tensor | None = None) -> dict[str, float]:
         """Loss, RMSE (sampled and expected) and last-point accuracy over a whole dataloader
-        (under DDP each rank takes every world-th batch and the sums are added up)."""
+        (under DDP each rank takes every world-th batch and the sums are added up). With
+        ``sequence_errors`` (a (test sequences, 2) tensor), each sequence's squared sampled
+        error in pixels (both coordinates) and its real points are added to its row."""
         was_training = self.training
         self.eval()
         world, rank = self._world(), (self.global_rank if self._trainer is not None else 0)
         generator = torch.Generator(device=self.device).manual_seed(seed + rank)
         total = torch.zeros(len(_SUMS), device=self.device)
+        table = None if sequence_errors is None else torch.zeros(sequence_errors.shape, device=self.device)
         for i, batch in enumerate(dataloader):
             if i % world == rank:
-                total += self._measure(batch.to(self.device), generator, discrete=True)[1]
+                batch = batch.to(self.device)
+                measured = self._measure(batch, generator, discrete=True, per_sequence=table is not None)
+                total += measured[1]
+                if table is not None:
+                    table.index_add_(0, batch.indices, measured[2])
         self.train(was_training)
+        if table is not None:
+            sequence_errors += self._sum_over_ranks(table).to(sequence_errors)
         return metric_means(dict(zip(_SUMS, self._sum_over_ranks(total).tolist())), "test", discrete=True)
 
     # --- optimisation -------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import isl.viz  # noqa: F401  (Agg backend)
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.ticker import FuncFormatter
 
 BAND = "min–max"
@@ -29,16 +30,17 @@ def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title
                              sharex=True, sharey=True)
     for ax, (cell, curves) in zip(axes.flat, cells.items()):
         for name, curve in curves.items():
-            keep = curve.points > 0 if xscale == "log" else slice(None)
-            x, values = curve.points[keep], curve.values[metric][:, keep]
+            keep = ~np.isnan(curve.mean(metric)) & ((curve.points > 0) if xscale == "log" else True)
+            x, values = curve.points[keep], curve.values[metric][:, keep]  # a smoothed curve's gaps joined
             color = COLORS.get(name.removeprefix("from "))
             line, = ax.plot(x, values.mean(axis=0), "-", marker="." if len(x) < 30 else None,
                             color=color, label=f"{name} (n={len(curve.seeds)})")
             if len(curve.seeds) > 1:
                 ax.fill_between(x, values.min(axis=0), values.max(axis=0), color=line.get_color(),
                                 alpha=0.2, linewidth=0)
-        if "regular" in curves and metric != "accuracy":
-            ax.axhline(curves["regular"].mean(metric).min(), color="gray", linestyle=":", linewidth=1)
+        regular = curves["regular"].mean(metric) if "regular" in curves and metric != "accuracy" else [np.nan]
+        if not np.isnan(regular).all():  # runs from before a metric existed have none
+            ax.axhline(np.nanmin(regular), color="gray", linestyle=":", linewidth=1)
         reference = next(iter(curves.values())).reference
         present = [(key, label) for key, label in (references or {}).items() if key in reference]
         for (key, label), style in zip(present, ("--", ":", "-.")):  # close levels: told apart in the legend
