@@ -14,14 +14,16 @@ final). A job is *finished* once it wrote ``result.json`` (last, atomically); on
 *unfinished* (killed, pre-empted or still running: the sweep's command, run again, resumes it)
 and is likewise only listed.
 
-**Aggregation over seeds: by evaluation index.** The test set is evaluated at the first
-batch boundary at or past each point of the run's schedule (``isl.callbacks.evaluation_points``
-of its ``budget``), so the k-th evaluation of every seed with the same schedule falls within one
-batch of the same point count. The seeds' k-th values are therefore averaged, and plotted at the
-mean of their point counts; seeds with fewer evaluations cut the curve at the shortest. This
-keeps every plotted value a real measurement, with no interpolation across the gaps between
-evaluations. Seeds whose schedules differ (another ``budget``), or whose evaluation counts
-differ, are still averaged this way but named in ``Curve.warnings``, which the report prints.
+**Aggregation over seeds: by scheduled evaluation point.** The test set is evaluated at the
+first batch boundary at or past each point of the run's schedule (``isl.callbacks.evaluation_points``
+of its ``budget``), so each evaluation serves the last scheduled point at or below its point
+count; one batch can cross two close points (early log-spaced ones), which then share one
+evaluation. Seeds with the same budget are aligned by the point each evaluation served: the
+values of the points every seed has are averaged and plotted at the mean of their point counts,
+and points some seed lacks are left out, naming the jobs in ``Curve.warnings``. This keeps every
+plotted value a real measurement, with no interpolation across the gaps between evaluations.
+Seeds whose schedules differ (another ``budget``) are averaged by evaluation index, cut at the
+shortest, and named in the warnings too.
 
 **The original test protocol** (``budget.test_protocol=original``, ``setup=original``): a test
 row every 10 training batches, each over 50 test sequences, about 1,000 noisy rows in 10^7
@@ -31,7 +33,7 @@ interpolated at a grid fixed by the budget (every 1/100 of it and 4 log-spaced p
 decade over its last three), NaN where a run has no smoothed value (before its first, after its
 last); the full evaluations at 0 and at the end are kept as measured, so a curve's final value
 is the whole test subset's in both protocols. Every seed with the same budget has the same
-grid, so they align by index as above.
+grid, so they align by index.
 
 **Reference levels**: each run's ``reference.json`` (``isl.data.reference``: what trivial
 predictors score on its test set); a curve carries its first seed's.
@@ -40,6 +42,7 @@ predictors score on its test set); a curve carries its first seed's.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -232,23 +235,42 @@ def aggregate(jobs: list[Job]) -> dict[Cell, dict[str, Curve]]:
         cells[cell] = {}
         for curriculum in sorted(groups[cell], key=lambda c: ordered("curriculum", c)):
             members = sorted(groups[cell][curriculum], key=lambda j: (j.seed is None, j.seed or 0, j.num))
-            n = min(len(j.evals["points"]) for j in members)
-            stack = {k: np.stack([j.evals[k][:n] for j in members]) for k in ("points", *METRICS)}
+            rows, warnings = aligned_rows(members)
+            stack = {k: np.stack([j.evals[k][r] for j, r in zip(members, rows)]) for k in ("points", *METRICS)}
             cells[cell][curriculum] = Curve(curriculum, [j.seed for j in members],
                                             stack.pop("points").mean(axis=0), stack,
-                                            members[0].reference, schedule_warnings(members),
-                                            members[0].protocol)
+                                            members[0].reference, warnings, members[0].protocol)
     return cells
 
 
-def schedule_warnings(members: list[Job]) -> list[str]:
-    """What makes averaging these seeds' k-th evaluations questionable, naming the jobs."""
+def aligned_rows(members: list[Job]) -> tuple[list[np.ndarray], list[str]]:
+    """Which evaluation rows of each seed make the curve (see the module's docstring), and what
+    makes averaging them questionable, naming the jobs."""
+    budgets = {json.dumps(j.budget, sort_keys=True) for j in members}
+    if len(budgets) == 1 and members[0].protocol == "full" and {"points", "eval_every"} <= set(members[0].budget):
+        served = [np.unique(served_points(j), return_index=True) for j in members]  # (points, first rows)
+        common = functools.reduce(np.intersect1d, [points for points, _ in served])
+        rows = [first[np.isin(points, common)] for points, first in served]
+        left_out = {j.name: len(j.evals["points"]) - len(r) for j, r in zip(members, rows)}
+        if any(left_out.values()):
+            return rows, ["evaluations at scheduled points some seed lacks (one batch crossed two "
+                          "points) are left out: " + "; ".join(f"`{name}`: {n}" for name, n in left_out.items() if n)]
+        return rows, []
+    n = min(len(j.evals["points"]) for j in members)
     warnings = []
-    if len({json.dumps(j.budget, sort_keys=True) for j in members}) > 1:
-        warnings.append("evaluation schedules differ (budget): " + "; ".join(
+    if len(budgets) > 1:
+        warnings.append("evaluation schedules differ (budget), averaged by evaluation index: " + "; ".join(
             f"`{j.name}`: {j.budget}" for j in members))
     counts = [len(j.evals["points"]) for j in members]
     if len(set(counts)) > 1:
-        warnings.append(f"evaluation counts differ, curves cut at {min(counts)}: " + "; ".join(
+        warnings.append(f"evaluation counts differ, curves cut at {n}: " + "; ".join(
             f"`{j.name}`: {c}" for j, c in zip(members, counts)))
-    return warnings
+    return [np.arange(n)] * len(members), warnings
+
+
+def served_points(job: Job) -> np.ndarray:
+    """The scheduled point each of the job's evaluations served: the last of its schedule at or
+    below the evaluation's point count."""
+    b = job.budget
+    schedule = np.array(evaluation_points(int(b["points"]), int(b["eval_every"]), int(b.get("evals_per_decade") or 0)))
+    return schedule[np.searchsorted(schedule, job.evals["points"], side="right") - 1]

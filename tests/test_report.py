@@ -179,6 +179,18 @@ def test_seeds_on_different_schedules_are_named_not_averaged_silently(tmp_path):
     assert all("0-" in w and "1-" in w for w in warnings)        # both jobs named
 
 
+def test_seeds_are_aligned_by_the_scheduled_point_each_evaluation_served(tmp_path):
+    sweep = tmp_path / "sweep"
+    write_job(sweep, 0, "regular", "sequences", "lstm", 1, P1, [10, 8, 6, 5, 4])
+    # one batch crossed 1,000 and 2,000 points: seed 2's evaluation at 2,050 served both
+    write_job(sweep, 1, "regular", "sequences", "lstm", 2, [0, 2050, 3000, 4000], [10, 7, 5, 3])
+    md = (report.write_report(sweep) / "summary.md").read_text()
+    # 2,000 pairs 6 with 7, the end 4 with 3 (by evaluation index it would pair 5 with 3)
+    assert "| regular | 2 | 3.500 ± 0.707 | 3.500 (4,000) |" in md
+    warning = next(line for line in md.splitlines() if line.startswith("**Warning** (regular)"))
+    assert "left out" in warning and "`0-" in warning and "`1-" not in warning
+
+
 def test_along_the_way_tables_read_the_gap_at_each_mark(sweep):
     md = (report.write_report(sweep, at=[1000, 2000, 3000, 9000]) / "summary.md").read_text()
     by_sequences, by_points = md.split("## lstm, batching=points")
