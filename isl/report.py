@@ -353,13 +353,13 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", ysca
           + ("Classifiers (task=classify), one line per start: test accuracy at the last point "
              "of each test sequence; *final*: mean ± sample std over seeds of each seed's last "
              "evaluation; *best*, *points to reach* and *speed-up* use the seed-mean curve "
-             "(seeds aligned by evaluation index); *speed-up* = scratch's points to its best / "
+             "(seeds aligned by the scheduled point each evaluation served); *speed-up* = scratch's points to its best / "
              "the start's points to reach it; *gain* = final accuracy − scratch's final."
              if transfer else
              "RMSE in pixels of the next pen offset (per coordinate, as the paper's code); "
              "*final*: mean ± sample std over seeds of each seed's last evaluation; *best*, "
-             "*points to reach* and *speed-up* use the seed-mean curve (seeds aligned by "
-             "evaluation index); *speed-up* = regular's points to its best / the curriculum's "
+             "*points to reach* and *speed-up* use the seed-mean curve (seeds aligned by the "
+             "scheduled point each evaluation served); *speed-up* = regular's points to its best / the curriculum's "
              "points to reach it; *reduction* = 100 × (1 − final / regular's final), positive "
              "where the final sampled RMSE is lower than regular's."), "",
           protocol_text(protocols, window) + ".", ""]
