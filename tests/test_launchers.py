@@ -18,9 +18,15 @@ from isl.devices import GpuSlots, acquire_slot, device_slot, trainer_devices
 TINY = ["budget.points=2000", "budget.eval_every=1000", "data.num_train=200", "data.num_test=50"]
 
 
-def _hold(lock_dir, gpus, per_gpu, hold_s, records):
+def _hold(lock_dir, gpus, per_gpu, hold_s, records, taken):
     with acquire_slot(lock_dir, gpus, per_gpu, poll_s=0.01) as slot:
         start = time.monotonic()
+        with taken.get_lock():
+            taken.value += 1
+        # The first holders keep their slots until as many were taken as there are: then all
+        # are held at once, however slowly a loaded machine starts the other processes.
+        while taken.value < gpus * per_gpu and time.monotonic() < start + 30:
+            time.sleep(0.01)
         time.sleep(hold_s)
         records.put((slot, start, time.monotonic()))
 
@@ -28,12 +34,12 @@ def _hold(lock_dir, gpus, per_gpu, hold_s, records):
 def test_slots_are_never_shared_and_each_gpu_takes_at_most_per_gpu(tmp_path):
     gpus, per_gpu, jobs = 3, 2, 14                         # 6 slots, 14 jobs: most have to wait
     ctx = multiprocessing.get_context("fork")
-    records = ctx.Queue()
-    procs = [ctx.Process(target=_hold, args=(tmp_path, gpus, per_gpu, 0.3, records))
+    records, taken = ctx.Queue(), ctx.Value("i", 0)
+    procs = [ctx.Process(target=_hold, args=(tmp_path, gpus, per_gpu, 0.3, records, taken))
              for _ in range(jobs)]
     for p in procs:
         p.start()
-    held = [records.get(timeout=30) for _ in procs]
+    held = [records.get(timeout=60) for _ in procs]
     for p in procs:
         p.join(timeout=10)
         assert p.exitcode == 0
