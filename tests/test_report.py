@@ -6,7 +6,6 @@ import csv
 import json
 import math
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 import yaml
 from matplotlib.image import imread
 
+import preloaded
 from conftest import MNIST_DIR, REPO, needs_mnist
 from isl import report
 
@@ -278,16 +278,16 @@ def test_smoke_sweep_end_to_end(tmp_path, full_data_dir):
     env.pop("WANDB_API_KEY", None)
     env.pop("WANDB_MODE", None)
     runs = tmp_path / "runs"
-    subprocess.run([sys.executable, "run.py", "-m", "experiment=smoke", f"paths.runs_dir={runs}"],
-                   cwd=REPO, env=env, check=True, capture_output=True, timeout=600)
+    preloaded.run([sys.executable, "run.py", "-m", "experiment=smoke", f"paths.runs_dir={runs}"],
+                  cwd=REPO, env=env, check=True, capture_output=True, timeout=600)
     (sweep,) = (runs / "multirun").glob("*")
     jobs = [d for d in sweep.iterdir() if (d / ".hydra").is_dir()]
     assert len(jobs) == 16
     for job in jobs:                                              # every job: CSV and a W&B run
         assert (job / "metrics.csv").is_file() and (job / "checkpoints" / "last.ckpt").is_file()
         assert len(list((job / "wandb").glob("offline-run-*/run-*.wandb"))) == 1
-    result = subprocess.run([sys.executable, "-m", "isl.report", str(sweep)], cwd=REPO, env=env,
-                            check=True, capture_output=True, text=True, timeout=300)
+    result = preloaded.run([sys.executable, "-m", "isl.report", str(sweep)], cwd=REPO, env=env,
+                           check=True, capture_output=True, text=True, timeout=300)
     out = sweep / "report"
     assert str(out / "summary.md") in result.stdout
     with (out / "summary.csv").open() as f:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import preloaded
 from conftest import MNIST_DIR, REPO
 
 pytestmark = pytest.mark.slow
@@ -37,15 +38,14 @@ def env(data_dir: Path) -> dict:
 
 
 def run(cmd, data_dir) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=REPO, env=env(data_dir), capture_output=True, text=True, timeout=600)
+    result = preloaded.run(cmd, cwd=REPO, env=env(data_dir), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
 
-def start_until_checkpoint(cmd, data_dir, checkpoint: Path, extra_wait: float) -> subprocess.Popen:
+def start_until_checkpoint(cmd, data_dir, checkpoint: Path, extra_wait: float) -> preloaded.Popen:
     """Start ``cmd``, wait until ``checkpoint`` exists and let it train on a little."""
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env(data_dir), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = preloaded.Popen(cmd, cwd=REPO, env=env(data_dir), start_new_session=True)
     deadline = time.monotonic() + 400
     while not checkpoint.is_file():
         assert proc.poll() is None, "the run ended before its first checkpoint"
