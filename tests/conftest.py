@@ -57,16 +57,18 @@ def real_source(mnist_images):
 
 
 @pytest.fixture(scope="session")
-def full_data_dir(tmp_path_factory):
-    """A data dir holding the full build of all 70,000 images (built once per test session)."""
+def full_data_dir():
+    """The tools' data folder ($ISL_DATA_DIR, else <repo>/data, as ``python run.py`` uses it)
+    holding the full build of all 70,000 images: built there once (by run.py, or by the first
+    session that needs it; several CPU minutes on a busy 2-core machine) and read from its
+    cache by every later one. tests/test_sources.py checks that cache against the builder."""
     if MNIST_DIR is None:
         pytest.skip("real MNIST files not found: set ISL_MNIST_DIR or provide ../shared/data/mnist")
-    from isl.data.sources import MnistSource
-    data_dir = tmp_path_factory.mktemp("data")
-    source = MnistSource(mnist_dir=MNIST_DIR, data_dir=data_dir)
+    from isl.data.sources import local_mnist
+    source = local_mnist(mnist_dir=str(MNIST_DIR))
     for split in ("train", "test"):
         source.load(split)
-    return data_dir
+    return Path(source.data_dir)
 
 
 @pytest.fixture

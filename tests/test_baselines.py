@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+import preloaded
 from conftest import MNIST_DIR, REPO
 from isl.data.reference import reference_levels
 from isl.data.sequences import StrokeSet
@@ -52,8 +52,8 @@ def test_max_length_truncates_as_the_test_loader_does():
 @pytest.mark.skipif(MNIST_DIR is None, reason="real MNIST files not found")
 def test_the_command_prints_one_json_line_for_the_run_s_test_set(full_data_dir):
     env = {**os.environ, "ISL_MNIST_DIR": str(MNIST_DIR), "ISL_DATA_DIR": str(full_data_dir)}
-    result = subprocess.run([sys.executable, "-m", "isl.baselines", "data.num_test=1000"], cwd=REPO,
-                            env=env, capture_output=True, text=True, timeout=600)
+    result = preloaded.run([sys.executable, "-m", "isl.baselines", "data.num_test=1000"], cwd=REPO,
+                           env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     levels = json.loads(result.stdout.strip().splitlines()[-1])
     assert levels["test_sequences"] == 1000 and 35_000 < levels["test_points"] < 45_000

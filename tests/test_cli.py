@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+import preloaded
 from conftest import MNIST_DIR, REPO
 from test_resume import kill_after_checkpoint, metrics, result
 
@@ -20,8 +20,8 @@ DATA_DIR = os.environ.get("ISL_DATA_DIR", str(REPO / "data"))  # run.py's cache,
 
 def cli(*args):
     env = {**os.environ, "OMP_NUM_THREADS": "1", **({"ISL_MNIST_DIR": str(MNIST_DIR)} if MNIST_DIR else {})}
-    return subprocess.run([sys.executable, "-m", "isl.cli", "fit", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return preloaded.run([sys.executable, "-m", "isl.cli", "fit", *args], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=300)
 
 
 def small(shipped: str, runs: Path, name: str, budget: int, every: int, callbacks=()) -> Path:

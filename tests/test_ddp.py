@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 from isl.data.curriculum import CurriculumBatchSampler, CurriculumState
+import preloaded
 from conftest import MNIST_DIR, REPO, needs_mnist
 
 
@@ -88,7 +88,7 @@ def test_a_stream_saved_on_one_number_of_processes_goes_on_whole_on_another(befo
 @needs_mnist
 def test_a_run_over_two_cpu_processes(tmp_path):
     env = {**os.environ, "ISL_MNIST_DIR": str(MNIST_DIR)}
-    result = subprocess.run(
+    result = preloaded.run(
         [sys.executable, "run.py", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
          "curriculum=length", "curriculum.threshold=50",  # easy: untrained RMSE is ~40 px
          "budget.points=20000", "budget.eval_every=10000", "data.num_train=500",
@@ -116,8 +116,8 @@ def test_a_run_resumed_on_another_number_of_processes_goes_on(tmp_path):
     ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
     logs = []
     for budget, processes in ((3000, []), (6000, ddp), (9000, [])):
-        result = subprocess.run([sys.executable, "run.py", *common, *processes, f"budget.points={budget}"],
-                                cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        result = preloaded.run([sys.executable, "run.py", *common, *processes, f"budget.points={budget}"],
+                               cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
         logs.append(result.stdout + result.stderr)
     assert "Saved on 1 process(es), resumed on 2" in logs[1]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import resource
 import signal
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import preloaded
 from conftest import MNIST_DIR, REPO
 
 pytestmark = pytest.mark.slow
@@ -27,8 +27,8 @@ POISON_AT = 3000  # points after which the poisoned job's batches hold a NaN
 def run_py(runs_dir, data_dir, *args, launcher: Path | None = None, preexec=None):
     env = {**os.environ, "ISL_DATA_DIR": str(data_dir), "ISL_MNIST_DIR": str(MNIST_DIR)}
     entry = [str(launcher)] if launcher else ["run.py"]
-    return subprocess.run([sys.executable, *entry, *args, f"paths.runs_dir={runs_dir}"], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=600, preexec_fn=preexec)
+    return preloaded.run([sys.executable, *entry, *args, f"paths.runs_dir={runs_dir}"], cwd=REPO,
+                         env=env, capture_output=True, text=True, timeout=600, preexec_fn=preexec)
 
 
 def poisoning_launcher(tmp_path: Path) -> Path:
@@ -64,8 +64,8 @@ def test_a_nan_stops_its_job_keeps_the_last_good_checkpoint_and_is_reported_fail
     assert 2000 <= checkpoint["points_processed"] < POISON_AT + 2000
     assert all(torch.isfinite(w).all() for w in checkpoint["state_dict"].values())
 
-    report = subprocess.run([sys.executable, "-m", "isl.report", str(sweep)], cwd=REPO,
-                            capture_output=True, text=True, timeout=300)
+    report = preloaded.run([sys.executable, "-m", "isl.report", str(sweep)], cwd=REPO,
+                           capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr
     summary = (sweep / "report" / "summary.md").read_text()
     assert "1 summarised, 1 failed" in summary

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from matplotlib.image import imread
 
+import preloaded
 from conftest import MNIST_DIR, REPO
 from isl.generate import DEFAULT_START, END_ROW, generate, main, training_starts
 from isl.models.module import load_model
@@ -163,24 +161,26 @@ def ink(path) -> float:
 
 @pytest.mark.slow
 def test_the_cli_draws_digits_from_a_real_checkpoint(full_data_dir, scorer, tmp_path, capsys):
-    # The scorer's cache is keyed by data content, so the tools' trained one serves this build too.
-    cached = shutil.copy(next((scorer[1].data_dir / "cache").glob("scorer-*.pt")), full_data_dir / "cache")
+    # The scorer fixture trained the digit scorer in the tools' data folder or found it there.
+    assert scorer[1].data_dir == full_data_dir
+    scorers = {path: path.stat().st_mtime_ns for path in (full_data_dir / "cache").glob("scorer-*.pt")}
     env = {**os.environ, "ISL_DATA_DIR": str(full_data_dir), "ISL_MNIST_DIR": str(MNIST_DIR)}
-    trained = subprocess.run([sys.executable, "run.py", f"paths.runs_dir={tmp_path / 'runs'}",
-                              "budget.points=6000", "data.num_train=300", "data.num_test=50"],
-                             cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    trained = preloaded.run([sys.executable, "run.py", f"paths.runs_dir={tmp_path / 'runs'}",
+                             "budget.points=6000", "data.num_train=300", "data.num_test=50"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert trained.returncode == 0, trained.stderr
     [checkpoint] = (tmp_path / "runs").rglob("last.ckpt")
 
     png = tmp_path / "primed.png"
-    result = subprocess.run([sys.executable, "-m", "isl.generate", str(checkpoint), "--n", "8",
-                             "--out", str(png), "--prime", "15", "--seed", "1", "--cols", "4",
-                             "--data-dir", str(full_data_dir), "--score"],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    result = preloaded.run([sys.executable, "-m", "isl.generate", str(checkpoint), "--n", "8",
+                            "--out", str(png), "--prime", "15", "--seed", "1", "--cols", "4",
+                            "--data-dir", str(full_data_dir), "--score"],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     drawn, scored = result.stdout.splitlines()
     assert str(png) in drawn
-    assert list((full_data_dir / "cache").glob("scorer-*.pt")) == [Path(cached)]  # reused, not retrained
+    assert {path: path.stat().st_mtime_ns for path in (full_data_dir / "cache").glob("scorer-*.pt")} \
+        == scorers                                                   # reused, not retrained
     scores = json.loads(scored)
     assert scores["n"] == 8 and 0 <= scores["accuracy"] <= 1 and 0 <= scores["recognised"] <= 1
 

@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
+import preloaded
 from conftest import MNIST_DIR, REPO
 from isl.devices import GpuSlots, acquire_slot, device_slot, trainer_devices
 
 TINY = ["budget.points=2000", "budget.eval_every=1000", "data.num_train=200", "data.num_test=50"]
 
 
-def _hold(lock_dir, gpus, per_gpu, hold_s, records):
+def _hold(lock_dir, gpus, per_gpu, hold_s, records, taken):
     with acquire_slot(lock_dir, gpus, per_gpu, poll_s=0.01) as slot:
         start = time.monotonic()
+        with taken.get_lock():
+            taken.value += 1
+        # The first holders keep their slots until as many were taken as there are: then all
+        # are held at once, however slowly a loaded machine starts the other processes.
+        while taken.value < gpus * per_gpu and time.monotonic() < start + 30:
+            time.sleep(0.01)
         time.sleep(hold_s)
         records.put((slot, start, time.monotonic()))
 
@@ -28,12 +33,12 @@ def _hold(lock_dir, gpus, per_gpu, hold_s, records):
 def test_slots_are_never_shared_and_each_gpu_takes_at_most_per_gpu(tmp_path):
     gpus, per_gpu, jobs = 3, 2, 14                         # 6 slots, 14 jobs: most have to wait
     ctx = multiprocessing.get_context("fork")
-    records = ctx.Queue()
-    procs = [ctx.Process(target=_hold, args=(tmp_path, gpus, per_gpu, 0.3, records))
+    records, taken = ctx.Queue(), ctx.Value("i", 0)
+    procs = [ctx.Process(target=_hold, args=(tmp_path, gpus, per_gpu, 0.3, records, taken))
              for _ in range(jobs)]
     for p in procs:
         p.start()
-    held = [records.get(timeout=30) for _ in procs]
+    held = [records.get(timeout=60) for _ in procs]
     for p in procs:
         p.join(timeout=10)
         assert p.exitcode == 0
@@ -147,26 +152,20 @@ def test_a_job_of_a_gpus_sweep_takes_its_settings_from_the_launcher(tmp_path):
         "gpu0-slot0.lock", "gpu1-slot0.lock"]
 
 
-# --- real sweeps, in a subprocess as a user runs them -------------------------------------------
+# --- real sweeps, in a process of their own as a user runs them ---------------------------------
 @pytest.fixture(scope="module")
-def env():
-    """The environment of a real run: MNIST's sequences built once into the usual cache
-    (``data/`` or ``$ISL_DATA_DIR``, as ``python run.py`` does), so that jobs only read it."""
-    if MNIST_DIR is None:
-        pytest.skip("real MNIST files not found: set ISL_MNIST_DIR or provide ../shared/data/mnist")
-    from isl.data.sources import MnistSource
-    data_dir = Path(os.environ.get("ISL_DATA_DIR", REPO / "data"))
-    for split in ("train", "test"):
-        MnistSource(mnist_dir=str(MNIST_DIR), data_dir=str(data_dir)).load(split)
+def env(full_data_dir):
+    """The environment of a real run: MNIST's sequences in the usual cache (``data/`` or
+    ``$ISL_DATA_DIR``, as ``python run.py`` has them), so that jobs only read it."""
     # One thread per job: parallel jobs on a 2-core machine would otherwise oversubscribe it.
-    return {**os.environ, "ISL_MNIST_DIR": str(MNIST_DIR), "ISL_DATA_DIR": str(data_dir),
+    return {**os.environ, "ISL_MNIST_DIR": str(MNIST_DIR), "ISL_DATA_DIR": str(full_data_dir),
             "OMP_NUM_THREADS": "1"}
 
 
 def sweep(env, tmp_path, *overrides):
-    result = subprocess.run([sys.executable, "run.py", "-m", *overrides, *TINY,
-                             f"paths.runs_dir={tmp_path}"],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    result = preloaded.run([sys.executable, "run.py", "-m", *overrides, *TINY,
+                            f"paths.runs_dir={tmp_path}"],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 

@@ -6,7 +6,6 @@ import csv
 import json
 import math
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 import yaml
 from matplotlib.image import imread
 
+import preloaded
 from conftest import MNIST_DIR, REPO, needs_mnist
 from isl import report
 from isl.callbacks import evaluation_points
@@ -82,7 +82,18 @@ REFERENCE = {"test_sequences": 5000, "test_points": 192197, "zero_rmse": 0.958, 
 
 @pytest.fixture
 def sweep(tmp_path):
-    sweep = tmp_path / "multirun" / "2026-11-23" / "16-36-34"
+    return write_sweep(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def sweep_report(tmp_path_factory):
+    """(the sweep, its report with the default settings): written once, read by several tests."""
+    sweep = write_sweep(tmp_path_factory.mktemp("default"))
+    return sweep, report.write_report(sweep)
+
+
+def write_sweep(root: Path) -> Path:
+    sweep = root / "multirun" / "2026-11-23" / "16-36-34"
     num = iter(range(100))
     # cell sequences x lstm: regular mean [10 8 6 5 5] (best 5 at 3015 points), length mean [10 5 4 2 1]
     write_job(sweep, next(num), "regular", "sequences", "lstm", 1, P1, [10, 8, 6, 5, 4])
@@ -113,8 +124,8 @@ def non_white_fraction(png: Path) -> float:
     return float((image.min(axis=-1) < 0.9).mean())
 
 
-def test_table_numbers_match_hand_computed_values(sweep):
-    out = report.write_report(sweep)
+def test_table_numbers_match_hand_computed_values(sweep_report):
+    sweep, out = sweep_report
     assert out == sweep / "report"
     rows = rows_of(out)
     assert len(rows) == 4
@@ -143,8 +154,8 @@ def test_table_numbers_match_hand_computed_values(sweep):
     assert float(rows["points", "regular"]["points_to_reach_regular_best"]) == pytest.approx(4020)
 
 
-def test_proper_scores_and_reference_levels_beside_every_rmse(sweep):
-    out = report.write_report(sweep)
+def test_proper_scores_and_reference_levels_beside_every_rmse(sweep_report):
+    _, out = sweep_report
     rows = rows_of(out)
     regular, length = rows["sequences", "regular"], rows["sequences", "length"]
     # NLL = RMSE / 10 - 1: regular's final mean (4 + 6) / 20 - 1 = -0.5, length's 1 / 10 - 1 = -0.9
@@ -207,8 +218,8 @@ def test_along_the_way_tables_read_the_gap_at_each_mark(sweep):
     assert "| regular's points to match length | 1.0× | 0.5× | 0.3× |" in by_points
 
 
-def test_markdown_lists_failures_and_embeds_figures(sweep):
-    out = report.write_report(sweep)
+def test_markdown_lists_failures_and_embeds_figures(sweep_report):
+    _, out = sweep_report
     md = (out / "summary.md").read_text()
     assert "## lstm, batching=sequences" in md and "## lstm, batching=points" in md
     assert "| length | 2 | 1.000 ± 0.000 | 1.000 (4,020) | 1,005 | 3.0× | 80.0% | 0.500 ± 0.000 | 0.100 ± 0.000 |" in md
@@ -316,16 +327,16 @@ def test_smoke_sweep_end_to_end(tmp_path, full_data_dir):
     env.pop("WANDB_API_KEY", None)
     env.pop("WANDB_MODE", None)
     runs = tmp_path / "runs"
-    subprocess.run([sys.executable, "run.py", "-m", "experiment=smoke", f"paths.runs_dir={runs}"],
-                   cwd=REPO, env=env, check=True, capture_output=True, timeout=600)
+    preloaded.run([sys.executable, "run.py", "-m", "experiment=smoke", f"paths.runs_dir={runs}"],
+                  cwd=REPO, env=env, check=True, capture_output=True, timeout=600)
     (sweep,) = (runs / "multirun").glob("*")
     jobs = [d for d in sweep.iterdir() if (d / ".hydra").is_dir()]
     assert len(jobs) == 16
     for job in jobs:                                              # every job: CSV and a W&B run
         assert (job / "metrics.csv").is_file() and (job / "checkpoints" / "last.ckpt").is_file()
         assert len(list((job / "wandb").glob("offline-run-*/run-*.wandb"))) == 1
-    result = subprocess.run([sys.executable, "-m", "isl.report", str(sweep)], cwd=REPO, env=env,
-                            check=True, capture_output=True, text=True, timeout=300)
+    result = preloaded.run([sys.executable, "-m", "isl.report", str(sweep)], cwd=REPO, env=env,
+                           check=True, capture_output=True, text=True, timeout=300)
     out = sweep / "report"
     assert str(out / "summary.md") in result.stdout
     with (out / "summary.csv").open() as f:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import preloaded
 from conftest import MNIST_DIR, REPO
 
 pytestmark = pytest.mark.slow
@@ -42,17 +43,21 @@ def env(data_dir: Path) -> dict:
 
 
 def run(cmd, data_dir) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=REPO, env=env(data_dir), capture_output=True, text=True, timeout=600)
+    result = preloaded.run(cmd, cwd=REPO, env=env(data_dir), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
 
-def start_until_checkpoint(cmd, data_dir, checkpoint: Path, extra_wait: float) -> subprocess.Popen:
-    """Start ``cmd``, wait until ``checkpoint`` exists and let it train on a little."""
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env(data_dir), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+def start_until_checkpoint(cmd, data_dir, checkpoint: Path | str, extra_wait: float,
+                           folder: Path | None = None) -> preloaded.Popen:
+    """Start ``cmd``, wait until ``checkpoint`` exists (with ``folder``: a glob pattern of it
+    there) and let it train on a little."""
+    def written() -> bool:
+        return any(folder.glob(checkpoint)) if folder else checkpoint.is_file()
+
+    proc = preloaded.Popen(cmd, cwd=REPO, env=env(data_dir), start_new_session=True)
     deadline = time.monotonic() + 400
-    while not checkpoint.is_file():
+    while not written():
         assert proc.poll() is None, "the run ended before its first checkpoint"
         assert time.monotonic() < deadline, "no checkpoint in time"
         time.sleep(0.05)
@@ -78,11 +83,27 @@ def result(job: Path) -> dict:
     return json.loads((job / "result.json").read_text())["metrics"]
 
 
+@pytest.fixture(scope="module")
+def wholes(full_data_dir, tmp_path_factory):
+    """``wholes(overrides)``: (the job directory, the console output) of a run uninterrupted,
+    trained once: what every interrupted run of it, plain or through submitit, must end with."""
+    cache = {}
+
+    def whole(overrides) -> tuple[Path, str]:
+        if tuple(overrides) not in cache:
+            runs = tmp_path_factory.mktemp("runs")
+            result = run(command(runs, "name=whole", *overrides), full_data_dir)
+            cache[tuple(overrides)] = (runs / "whole", result.stdout)
+        return cache[tuple(overrides)]
+    return whole
+
+
 @pytest.mark.parametrize("overrides, curriculum", [(RUN, "length"), (WARMUP, "lengthwarmup")],
                          ids=["length", "warmups"])
-def test_a_run_killed_mid_training_resumes_to_the_same_metrics(full_data_dir, tmp_path, overrides, curriculum):
-    whole = run(command(tmp_path, "name=whole", *overrides), full_data_dir)
-    assert f"trained lstm with the {curriculum} curriculum" in whole.stdout
+def test_a_run_killed_mid_training_resumes_to_the_same_metrics(full_data_dir, wholes, tmp_path, overrides,
+                                                               curriculum):
+    whole, out = wholes(overrides)
+    assert f"trained lstm with the {curriculum} curriculum" in out
 
     cmd = command(tmp_path, "name=killed", *overrides)
     job = tmp_path / "killed"
@@ -91,8 +112,8 @@ def test_a_run_killed_mid_training_resumes_to_the_same_metrics(full_data_dir, tm
     resumed = run(cmd, full_data_dir)
     assert "Resuming from" in resumed.stdout + resumed.stderr
 
-    assert result(job) == result(tmp_path / "whole")                 # final metrics, exactly
-    assert metrics(job) == metrics(tmp_path / "whole")               # and every logged row
+    assert result(job) == result(whole)                              # final metrics, exactly
+    assert metrics(job) == metrics(whole)                            # and every logged row
     again = run(cmd, full_data_dir)                                  # a finished run: nothing to do
     assert "already finished" in again.stdout
     if curriculum == "lengthwarmup":  # both schedules, logged by points: mid-way at the checkpoint
@@ -143,17 +164,15 @@ def submitit_jobs(folder: Path) -> list[int]:
     return pids
 
 
-def test_a_preempted_slurm_job_is_requeued_and_resumes_to_the_same_metrics(full_data_dir, tmp_path):
+def test_a_preempted_slurm_job_is_requeued_and_resumes_to_the_same_metrics(full_data_dir, wholes,
+                                                                          tmp_path):
     """Pre-emption as SLURM and submitit deliver it (SIGUSR2 to the job, then a requeue), through
     hydra/launcher=local, which runs the same submitit code as hydra/launcher=slurm."""
-    sweep_args = ["hydra/launcher=local", *RUN]
-    run(command(tmp_path, "name=whole", *sweep_args, multirun=True), full_data_dir)
-    [whole] = (tmp_path / "multirun" / "whole").glob("0-*")
-
-    cmd = command(tmp_path, "name=preempted", *sweep_args, multirun=True)
+    whole, _ = wholes(RUN)
+    cmd = command(tmp_path, "name=preempted", "hydra/launcher=local", *RUN, multirun=True)
     sweep = tmp_path / "multirun" / "preempted"
-    job = sweep / whole.name
-    proc = start_until_checkpoint(cmd, full_data_dir, job / "checkpoints" / "last.ckpt", extra_wait=0.3)
+    proc = start_until_checkpoint(cmd, full_data_dir, "0-*/checkpoints/last.ckpt", extra_wait=0.3,
+                                  folder=sweep)
     try:
         [pid] = submitit_jobs(sweep / ".submitit")
         os.kill(pid, signal.SIGUSR2)
@@ -161,6 +180,7 @@ def test_a_preempted_slurm_job_is_requeued_and_resumes_to_the_same_metrics(full_
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+    [job] = sweep.glob("0-*")
     logs = "".join(p.read_text() for p in (sweep / ".submitit").rglob("*_log.*"))
     assert "Caught signal SIGUSR2" in logs and "Requeued job" in logs   # pre-empted, requeued...
     assert "Resuming from" in logs                                      # ...and resumed

@@ -1,4 +1,6 @@
-"""The real entry point, as a user runs it: ``python run.py [overrides]`` in a subprocess."""
+"""The real entry point, as a user runs it: ``python run.py [overrides]`` in a process of its own
+(a fresh interpreter for the first test; the others are forked from one that preloaded torch
+and Lightning, see tests/preloaded.py)."""
 
 from __future__ import annotations
 
@@ -11,19 +13,21 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
+import preloaded
+from isl.data.build import main as build_cli
 from conftest import MNIST_DIR, REPO
 
 pytestmark = pytest.mark.slow
 
 
-def run_py(*overrides, data_dir, runs_dir):
+def run_py(*overrides, data_dir, runs_dir, launch=preloaded.run):
     env = {**os.environ, "ISL_DATA_DIR": str(data_dir), "ISL_MNIST_DIR": str(MNIST_DIR)}
-    return subprocess.run([sys.executable, "run.py", f"paths.runs_dir={runs_dir}", *overrides],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    return launch([sys.executable, "run.py", f"paths.runs_dir={runs_dir}", *overrides],
+                  cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_data_task_prints_the_dataset_and_renders_a_sample(full_data_dir, tmp_path):
-    result = run_py("task=data", data_dir=full_data_dir, runs_dir=tmp_path)
+    result = run_py("task=data", data_dir=full_data_dir, runs_dir=tmp_path, launch=subprocess.run)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "train (full split): 60,000 sequences" in out and "test (full split): 10,000" in out
@@ -58,9 +62,8 @@ def test_original_source_needs_a_path(tmp_path):
 
 def test_original_source_end_to_end(tmp_path):
     for split in ("train", "test"):
-        subprocess.run([sys.executable, "-m", "isl.data.build", "--mnist-dir", str(MNIST_DIR),
-                        "--split", split, "--limit", "300", "--format", "original",
-                        "--out", str(tmp_path / "sequences")], check=True, cwd=REPO)
+        build_cli(["--mnist-dir", str(MNIST_DIR), "--split", split, "--limit", "300",
+                   "--format", "original", "--out", str(tmp_path / "sequences")])
     result = run_py("task=data", "data=original", f"data.path={tmp_path / 'sequences'}",
                     data_dir=tmp_path / "data", runs_dir=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -105,14 +105,20 @@ def test_build_cli_writes_the_published_sample_files_byte_for_byte(tmp_path):
 
 @pytest.mark.slow
 @needs_mnist
-def test_full_build_of_all_70000_images(full_data_dir, monkeypatch):
+def test_full_build_of_all_70000_images(full_data_dir, mnist_images, monkeypatch):
     monkeypatch.setattr(builder, "build", lambda *a, **k: pytest.fail("rebuilt despite the cache"))
     source = MnistSource(mnist_dir="/nonexistent", data_dir=full_data_dir)   # from the cache
     train, test = source.load("train"), source.load("test")
     assert (len(train), len(test)) == (60_000, 10_000)
-    for strokes in (train, test):
+    train_x, train_y, test_x, test_y = mnist_images
+    for strokes, images, labels in ((train, train_x, train_y), (test, test_x, test_y)):
         ends = strokes.steps[strokes.starts[1:] - 1]
         assert (ends == [0, 0, 1, 1]).all()                        # every sequence is closed
         assert strokes.steps[:, 3].sum() == len(strokes)            # and has one end marker
         assert strokes.lengths.min() >= 3 and 35 < strokes.lengths.mean() < 45
         assert np.bincount(strokes.labels, minlength=10).min() > 800
+        assert np.array_equal(strokes.labels, labels)
+        # The cache may be older than this session (it is built once per data folder): every
+        # 50th image, built again now, gives the cached sequence.
+        for i in range(0, len(images), 50):
+            assert np.array_equal(strokes.sequence(i), builder.image_to_sequence(images[i])), i

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-import subprocess
 import sys
 
 import lightning as L
@@ -14,6 +13,7 @@ import torch
 from isl.data.datamodule import StrokeDataModule
 from isl.models.module import SequenceMDN
 from isl.transfer import predictor_checkpoint
+import preloaded
 from conftest import MNIST_DIR, REPO, needs_mnist
 
 
@@ -108,12 +108,12 @@ def test_transfer_sweep_from_scratch_and_from_predictors_end_to_end(tmp_path):
     env = {**os.environ, "ISL_MNIST_DIR": str(MNIST_DIR)}
     tiny = ["budget.points=3000", "budget.eval_every=1500", "data.num_train=300", "data.num_test=100",
             "trainer.log_every_n_steps=5", f"paths.runs_dir={tmp_path}"]
-    subprocess.run([sys.executable, "run.py", "-m", "curriculum=regular,length", "seed=1", *tiny],
-                   cwd=REPO, env=env, check=True, capture_output=True, timeout=600)
+    preloaded.run([sys.executable, "run.py", "-m", "curriculum=regular,length", "seed=1", *tiny],
+                  cwd=REPO, env=env, check=True, capture_output=True, timeout=600)
     (predictors,) = (tmp_path / "multirun").glob("*")
-    result = subprocess.run([sys.executable, "run.py", "-m", "experiment=transfer", "logger=csv",
-                             f"transfer.sweep={predictors}", "transfer.source=scratch,regular,length",
-                             "seed=1", *tiny], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    result = preloaded.run([sys.executable, "run.py", "-m", "experiment=transfer", "logger=csv",
+                            f"transfer.sweep={predictors}", "transfer.source=scratch,regular,length",
+                            "seed=1", *tiny], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("to classify, starting from") == 2           # scratch has no start
     sweeps = sorted((tmp_path / "multirun").glob("*"))
@@ -123,8 +123,8 @@ def test_transfer_sweep_from_scratch_and_from_predictors_end_to_end(tmp_path):
     for job in jobs:
         rows = [r for r in csv.DictReader((job / "metrics.csv").open()) if r["test/accuracy"]]
         assert len(rows) >= 2 and float(rows[-1]["points"]) >= 3000
-    report = subprocess.run([sys.executable, "-m", "isl.report", str(transfer)], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=300)
+    report = preloaded.run([sys.executable, "-m", "isl.report", str(transfer)], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr
     summary = (transfer / "report" / "summary.md").read_text()
     assert all(f"| from {s} |" in summary for s in ("scratch", "regular", "length"))

@@ -7,7 +7,6 @@ import csv
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,7 +15,9 @@ import pytest
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import OmegaConf
 
+import preloaded
 from conftest import MNIST_DIR, REPO
+from isl.data.build import main as build_cli
 from isl.loggers import (REDACTED, IslWandbLogger, build_loggers, credentials_source, redact,
                          redact_text, resolve_mode)
 from isl.wandb_offline import read_records
@@ -54,9 +55,8 @@ def sequences(tmp_path_factory):
         pytest.skip("real MNIST files not found: set ISL_MNIST_DIR or provide ../shared/data/mnist")
     out = tmp_path_factory.mktemp("published") / "sequences"
     for split in ("train", "test"):
-        subprocess.run([sys.executable, "-m", "isl.data.build", "--mnist-dir", str(MNIST_DIR),
-                        "--split", split, "--limit", "300", "--format", "original",
-                        "--out", str(out)], check=True, cwd=REPO, capture_output=True)
+        build_cli(["--mnist-dir", str(MNIST_DIR), "--split", split, "--limit", "300",
+                   "--format", "original", "--out", str(out)])
     return out
 
 
@@ -76,9 +76,9 @@ def run_py_args(*overrides, tmp_path, sequences, multirun=False, tiny=TINY) -> l
 
 
 def run_py(*overrides, tmp_path, sequences, env_extra=None, multirun=False):
-    return subprocess.run(run_py_args(*overrides, tmp_path=tmp_path, sequences=sequences, multirun=multirun),
-                          cwd=REPO, env=job_env(tmp_path, env_extra), capture_output=True, text=True,
-                          timeout=300)
+    return preloaded.run(run_py_args(*overrides, tmp_path=tmp_path, sequences=sequences, multirun=multirun),
+                         cwd=REPO, env=job_env(tmp_path, env_extra), capture_output=True, text=True,
+                         timeout=300)
 
 
 def wandb_files(runs_dir: Path) -> list[Path]:
@@ -183,8 +183,7 @@ def test_a_run_killed_while_wandb_had_unwritten_rows_holds_every_row_once_after_
     cmd = run_py_args("name=killed", "logger.wandb.mode=offline", tmp_path=tmp_path,
                       sequences=sequences, tiny=KILLED)
     env, job = job_env(tmp_path), tmp_path / "runs" / "killed"
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = preloaded.Popen(cmd, cwd=REPO, env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
         while not (job / "checkpoints" / "last.ckpt").is_file():
@@ -197,7 +196,7 @@ def test_a_run_killed_while_wandb_had_unwritten_rows_holds_every_row_once_after_
     kept = [r for r in csv.DictReader((job / "metrics.csv").open())]
     assert len(wandb_history(job)) < len(kept)          # W&B lacked rows that metrics.csv holds
 
-    resumed = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    resumed = preloaded.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Resuming from" in resumed.stdout + resumed.stderr
     assert "sent the others from metrics.csv" in resumed.stdout + resumed.stderr
