@@ -15,25 +15,13 @@ from rich.progress import TextColumn
 from isl.checks import positive_int
 from isl.curricula import Curriculum
 from isl.models.metrics import rmse_per_coordinate
+from isl.schedule import evaluation_points
 
 TEST_PROTOCOLS = ("full", "original")
 # The paper's code's test protocol (train.py, with the exp files' --test_every_nrbatches 10 and
 # the default --nrseq_per_batch_test 50).
 ORIGINAL_TEST_EVERY = 10      # training batches between test batches
 ORIGINAL_TEST_SEQUENCES = 50  # sequences per test batch
-
-
-def evaluation_points(budget: int, eval_every: int, per_decade: int = 0) -> list[int]:
-    """Where the test set is evaluated: at 0, every ``eval_every`` points, ``per_decade``
-    log-spaced points per decade over the budget's last three decades (so curves have shape at
-    any budget, and suit log-scale figures), and at the budget."""
-    return sorted({0, *range(eval_every, budget, eval_every), *log_spaced(budget, per_decade)})
-
-
-def log_spaced(budget: int, per_decade: int) -> list[int]:
-    """``per_decade`` log-spaced points per decade over the budget's last three decades, and the
-    budget: budget / 1000, ..., budget."""
-    return sorted({budget, *(round(budget * 10 ** (k / per_decade - 3)) for k in range(3 * per_decade))})
 
 
 class PointsSchedule(L.Callback):

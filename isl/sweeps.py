@@ -15,7 +15,7 @@ final). A job is *finished* once it wrote ``result.json`` (last, atomically); on
 and is likewise only listed.
 
 **Aggregation over seeds: by scheduled evaluation point.** The test set is evaluated at the
-first batch boundary at or past each point of the run's schedule (``isl.callbacks.evaluation_points``
+first batch boundary at or past each point of the run's schedule (``isl.schedule.evaluation_points``
 of its ``budget``), so each evaluation serves the last scheduled point at or below its point
 count; one batch can cross two close points (early log-spaced ones), which then share one
 evaluation. Seeds with the same budget are aligned by the point each evaluation served: the
@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from isl.callbacks import evaluation_points
+from isl.schedule import evaluation_points
 
 METRICS = ("rmse_sampled", "rmse_expected", "nll_px", "bits_per_point", "accuracy")
 ALLDATA = "rmse_sampled_alldata"  # logged by the original protocol's test batches only

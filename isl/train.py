@@ -12,7 +12,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from isl import rundir
-from isl.callbacks import PointsProgressBar, PointsSchedule, log_spaced
+from isl.callbacks import PointsProgressBar, PointsSchedule
+from isl.schedule import log_spaced
 from isl.checkpoints import AtomicCheckpointIO, PointsCheckpoint, atomic_write
 from isl.curricula import Curriculum
 from isl.data.datamodule import StrokeDataModule

@@ -9,7 +9,8 @@ import lightning as L
 import pytest
 import torch
 
-from isl.callbacks import PointsSchedule, evaluation_points
+from isl.callbacks import PointsSchedule
+from isl.schedule import evaluation_points
 from isl.checkpoints import LAST, AtomicCheckpointIO, PointsCheckpoint
 from isl.curricula.regular import Regular
 from isl.data.datamodule import StrokeDataModule

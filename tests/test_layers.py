@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +18,7 @@ LAYERS = [
     ("isl.models",),
     ("isl.curricula",),
     ("isl.callbacks", "isl.checkpoints", "isl.config", "isl.devices", "isl.loggers", "isl.rundir",
-     "isl.train", "isl.wandb_offline"),
+     "isl.schedule", "isl.train", "isl.wandb_offline"),
     ("isl.analyze", "isl.baselines", "isl.bench", "isl.cli", "isl.generate", "isl.report", "isl.score",
      "isl.scribbles", "isl.sweeps", "isl.transfer"),
 ]
@@ -66,3 +68,11 @@ def test_no_two_modules_define_a_public_function_of_the_same_name():
                     if isinstance(node, ast.FunctionDef) and not node.name.startswith("_")
                     and node.name != "main")  # every command's entry point is main
     assert [name for name, count in names.items() if count > 1] == []
+
+
+def test_run_py_imports_no_lightning_before_hydra_configures_logging():
+    """run.py's module-level imports (isl.config, isl.transfer and what they import) must leave
+    Lightning alone: imported before Hydra configures logging, its loggers bypass run.log."""
+    code = "import sys, isl.config, isl.transfer; print(sorted(m for m in sys.modules if m.startswith('lightning')))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -17,7 +17,7 @@ from matplotlib.image import imread
 import preloaded
 from conftest import MNIST_DIR, REPO, needs_mnist
 from isl import report
-from isl.callbacks import evaluation_points
+from isl.schedule import evaluation_points
 
 COLUMNS = ["curriculum/stage", "lr", "points", "step", "test/accuracy", "test/loss", "test/nll_px",
            "test/bits_per_point", "test/rmse_expected", "test/rmse_sampled", "time/eval_sec", "time/wall_sec",
