@@ -14,6 +14,7 @@ workers) are ordinary fresh interpreters. ``tests/test_console.py`` and the firs
 from __future__ import annotations
 
 import atexit
+import functools
 import itertools
 import multiprocessing
 import os
@@ -34,8 +35,14 @@ PRELOAD = ["torch", "torch._dynamo", "torchmetrics", "scipy.signal", "scipy.ndim
            "omegaconf", "matplotlib.pyplot", "rich.console"]
 
 _context = multiprocessing.get_context("forkserver")
-_outputs = tempfile.TemporaryDirectory(prefix="preloaded-")  # every process's stdout and stderr
 _launches = itertools.count()
+
+
+@functools.cache
+def _outputs() -> tempfile.TemporaryDirectory:
+    """The folder of every launch's stdout and stderr (removed at exit); made on first use, so
+    that the launched processes, which import this module too, make none."""
+    return tempfile.TemporaryDirectory(prefix="preloaded-")
 
 
 def _start_server() -> None:
@@ -112,7 +119,7 @@ class Popen:
         self.args = list(map(str, cmd))
         self.new_session = start_new_session
         number = next(_launches)
-        self._out, self._err = (os.path.join(_outputs.name, f"{number}.{stream}")
+        self._out, self._err = (os.path.join(_outputs().name, f"{number}.{stream}")
                                 for stream in ("stdout", "stderr"))
         self._process = _context.Process(
             target=_main, args=(self.args[1:], str(cwd), dict(os.environ if env is None else env),
