@@ -21,6 +21,14 @@ def real_mnist_dir() -> Path | None:
     return directory if all((directory / name).is_file() for name in mnist.ALL_FILES) else None
 
 
+def pytest_configure(config):
+    """One intra-op thread unless the environment names another count, here (before torch is
+    imported) and in every run the tests start: their networks are tiny, and beside other work
+    on a 2-core machine a second thread mostly waits for the busy core (a short training in
+    test_curricula took 120 s of CPU instead of 1 s while another test session ran)."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
 MNIST_DIR = real_mnist_dir()
 SAMPLES_DIR = SHARED / "stroke-samples"
 needs_mnist = pytest.mark.skipif(MNIST_DIR is None, reason="real MNIST files not found: set "

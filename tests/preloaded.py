@@ -14,6 +14,7 @@ workers) are ordinary fresh interpreters. ``tests/test_console.py`` and the firs
 from __future__ import annotations
 
 import atexit
+import functools
 import itertools
 import multiprocessing
 import os
@@ -27,26 +28,34 @@ import traceback
 from multiprocessing import forkserver, process
 from pathlib import Path
 
-# The heavy imports, but not Lightning's own packages (a few tenths of a second): how their
-# loggers print depends on whether logging was configured when they were imported (run.py
-# imports them after Hydra configured it, isl.cli before).
+# The heavy imports, but not Lightning's own packages (those take a few tenths of a second):
+# how their loggers print depends on whether logging was configured when they were imported
+# (run.py imports them after Hydra configured it, isl.cli before).
 PRELOAD = ["torch", "torch._dynamo", "torchmetrics", "scipy.signal", "scipy.ndimage", "hydra.utils",
            "omegaconf", "matplotlib.pyplot", "rich.console"]
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # read by torch's import
 
 _context = multiprocessing.get_context("forkserver")
-_outputs = tempfile.TemporaryDirectory(prefix="preloaded-")  # every process's stdout and stderr
 _launches = itertools.count()
 
 
+@functools.cache
+def _outputs() -> tempfile.TemporaryDirectory:
+    """The folder of every launch's stdout and stderr (removed at exit); made on first use, so
+    that the launched processes, which import this module too, make none."""
+    return tempfile.TemporaryDirectory(prefix="preloaded-")
+
+
 def _start_server() -> None:
-    """Start the server (once) with torch's default threads, whatever this process was given:
-    each launch sets the threads its own environment asks for."""
+    """Start the server (once) with one OpenMP thread: with more, torch's import starts a worker
+    thread that forked processes lack, and their multi-threaded code then runs several times
+    slower. Each launch sets the threads its own environment asks for."""
     _context.set_forkserver_preload(PRELOAD)
-    saved = {k: os.environ.pop(k) for k in THREAD_VARIABLES if k in os.environ}
+    saved = dict(os.environ)
+    os.environ["OMP_NUM_THREADS"] = "1"
     try:
         forkserver.ensure_running()
     finally:
+        os.environ.clear()
         os.environ.update(saved)
 
 
@@ -68,9 +77,9 @@ def _main(args, cwd, env, out, err, new_session, preexec_fn) -> None:
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
-    if "OMP_NUM_THREADS" in env:
-        import torch
-        torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
+    import torch
+    # OMP_NUM_THREADS, else what a fresh interpreter's torch takes: every CPU it may run on
+    torch.set_num_threads(int(env.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0))))
     if preexec_fn is not None:
         preexec_fn()
     main = process.current_process()  # multiprocessing's record: the main process, as under `python`
@@ -110,7 +119,7 @@ class Popen:
         self.args = list(map(str, cmd))
         self.new_session = start_new_session
         number = next(_launches)
-        self._out, self._err = (os.path.join(_outputs.name, f"{number}.{stream}")
+        self._out, self._err = (os.path.join(_outputs().name, f"{number}.{stream}")
                                 for stream in ("stdout", "stderr"))
         self._process = _context.Process(
             target=_main, args=(self.args[1:], str(cwd), dict(os.environ if env is None else env),
