@@ -342,7 +342,7 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", ysca
                                       references={k: REFERENCES[k] for k in FIGURE_REFERENCES[metric]})
     figures["accuracy"] = plot_curves(cells, "accuracy", out / "accuracy.png", xscale=xscale,
                                       title=f"Test accuracy (class at the last point)\n{protocol}",
-                                      cell_title=cell_title, ylabel="test accuracy")
+                                      cell_title=cell_title, ylabel="test accuracy", higher_is_better=True)
 
     table = []
     transfer = any(is_transfer(curves) for curves in cells.values())

@@ -54,6 +54,7 @@ import yaml
 from isl.schedule import evaluation_points
 
 METRICS = ("rmse_sampled", "rmse_expected", "nll_px", "bits_per_point", "accuracy")
+HIGHER_IS_BETTER = frozenset({"accuracy", "recognised"})  # the rest are errors and losses
 ALLDATA = "rmse_sampled_alldata"  # logged by the original protocol's test batches only
 WINDOW = 10                       # rows of the rolling mean over the original protocol's test batches
 GRID_BINS, GRID_PER_DECADE = 100, 4  # where its smoothed curve is read
@@ -213,7 +214,7 @@ class Curve:
         """The points of the first evaluation whose seed mean is as good as ``target`` (<= for
         an RMSE, >= for accuracy); NaN where none is."""
         mean = self.mean(metric)
-        hit = np.flatnonzero(mean >= target if metric == "accuracy" else mean <= target)
+        hit = np.flatnonzero(mean >= target if metric in HIGHER_IS_BETTER else mean <= target)
         return float(self.points[hit[0]]) if hit.size else math.nan
 
     def final(self, metric: str = "rmse_sampled") -> tuple[float, float]:

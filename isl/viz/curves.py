@@ -19,10 +19,11 @@ COLORS = {"regular": "black", "length": "tab:red", "classes": "tab:blue", "seque
 
 def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title: str = "",
                 cell_title=str, ylabel: str = "test RMSE (pixels)", yscale: str = "linear",
-                references: dict[str, str] | None = None) -> Path:
+                references: dict[str, str] | None = None, higher_is_better: bool = False) -> Path:
     """Plot ``cells`` ({cell: {curriculum: Curve}}, as ``isl.sweeps.aggregate`` returns) to
     ``path``. ``references`` ({key of Curve.reference: label}) are drawn as labelled dashed
-    horizontal lines: what trivial predictors score on the same test set."""
+    horizontal lines: what trivial predictors score on the same test set. ``regular``'s best is
+    its lowest value, or its highest where ``higher_is_better``."""
     n = len(cells)
     cols = 1 if n == 1 else 2 if n <= 4 else math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
@@ -38,9 +39,10 @@ def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title
             if len(curve.seeds) > 1:
                 ax.fill_between(x, values.min(axis=0), values.max(axis=0), color=line.get_color(),
                                 alpha=0.2, linewidth=0)
-        regular = curves["regular"].mean(metric) if "regular" in curves and metric != "accuracy" else [np.nan]
+        regular = curves["regular"].mean(metric) if "regular" in curves else [np.nan]
         if not np.isnan(regular).all():  # runs from before a metric existed have none
-            ax.axhline(np.nanmin(regular), color="gray", linestyle=":", linewidth=1)
+            best = np.nanmax(regular) if higher_is_better else np.nanmin(regular)
+            ax.axhline(best, color="gray", linestyle=":", linewidth=1)
         reference = next(iter(curves.values())).reference
         present = [(key, label) for key, label in (references or {}).items() if key in reference]
         for (key, label), style in zip(present, ("--", ":", "-.")):  # close levels: told apart in the legend
@@ -61,7 +63,7 @@ def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title
         ax.xaxis.set_tick_params(labelbottom=True)
     for ax in axes[:, 0]:
         ax.set_ylabel(ylabel + (" (log scale)" if yscale == "log" else ""))
-    best = "; dotted: regular's best" if metric != "accuracy" else ""
+    best = "; dotted: regular's best" if any("regular" in curves for curves in cells.values()) else ""
     best += "; purple: trivial predictors" if references else ""
     fig.suptitle(f"{title}\nline: mean over seeds; band: {BAND} over seeds{best}",
                  fontsize=11 if cols > 1 else 10)

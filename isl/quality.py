@@ -1,0 +1,204 @@
+"""Generation quality along training: the digit scorer on the weights a sweep kept on its way.
+
+    python -m isl.quality runs/multirun/experiment-exp4 [--n 500] [--seed 0] [--bias 0] [--out DIR]
+
+**What is measured.** For every job of the sweep (``isl.sweeps``) and every copy of its weights
+kept along training (``checkpoint.keep_per_decade``: ``checkpoints/points-<points>.ckpt``), ``n``
+unprimed digits are generated (``isl.generate``: start points drawn from the training digits',
+the same starts and random stream for every copy, under ``--seed``) and scored (``isl.score``):
+the fraction *recognised* (top digit probability >= 0.9), the mean top probability and, for a
+class-conditional model (asked for 0-9 in turn), the fraction drawn as the class asked for.
+
+**Resumable.** Each copy's scores are appended to the job's ``generation.csv`` as soon as they
+exist, with the settings they were made with; a later call scores only the copies (and settings)
+not yet there, so the same command follows a running sweep and survives a kill.
+
+**What comes out** in ``<sweep>/report/`` (or ``--out``): ``generation.png``, the recognised
+fraction against points processed, one panel per cell and one line per curriculum (mean, and
+min-max over seeds), with the real test digits' recognised fraction (the first ``n`` test
+sequences, same scorer) as the reference line; ``generation.md``, the same as a table (mean ±
+std over seeds at each kept point), also printed. Seeds are aligned by the kept point each copy
+serves (the last of ``isl.schedule.log_spaced`` at or below its points); points some seed has
+not reached yet are left out, naming the jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from isl.checks import positive_int_arg
+from isl.data.sources import local_mnist
+from isl.generate import asked_classes, generate, training_starts
+from isl.models.module import load_model
+from isl.schedule import log_spaced
+from isl.score import load_classifier, score
+from isl.sweeps import Curve, find_jobs, load_job, load_yaml, mark_variants, ordered
+from isl.viz.curves import plot_curves
+
+SCORES = "generation.csv"
+SETTINGS = ("n", "seed", "bias", "max_steps")
+FIELDS = ("points", *SETTINGS, "recognised", "mean_top_probability", "class_accuracy")
+METRICS = ("recognised", "mean_top_probability", "class_accuracy")
+
+
+def kept_copies(job_dir: Path) -> list[tuple[int, Path]]:
+    """(points, path) of the weights ``job_dir`` kept along training, by points."""
+    copies = [(int(p.stem.split("-")[1]), p) for p in (job_dir / "checkpoints").glob("points-*.ckpt")]
+    return sorted(copies)
+
+
+def read_scores(path: Path, settings: dict) -> dict[int, dict[str, float]]:
+    """The rows of a job's ``generation.csv`` made with ``settings``, by points."""
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if all(float(r[k]) == float(settings[k]) for k in SETTINGS)]
+    return {int(r["points"]): {m: float(r[m]) if r[m] else np.nan for m in METRICS} for r in rows}
+
+
+def score_copy(checkpoint: Path, scorer, starts: np.ndarray, settings: dict) -> dict[str, float]:
+    """The scores of ``settings["n"]`` unprimed digits generated from ``checkpoint``."""
+    model = load_model(checkpoint)
+    n = settings["n"]
+    classes = asked_classes(model, n)
+    generator = torch.Generator().manual_seed(settings["seed"])
+    digits = generate(model, n, generator, bias=settings["bias"], max_steps=settings["max_steps"],
+                      start=starts, classes=classes)
+    result = score(scorer, digits, classes=classes)
+    return {m: result.get(m, np.nan) for m in METRICS}
+
+
+def score_job(job_dir: Path, scorer, starts: np.ndarray, settings: dict, echo=print) -> dict[int, dict[str, float]]:
+    """Every kept copy of ``job_dir`` scored under ``settings``: those in its ``generation.csv``
+    read back, the others scored now and appended to it one by one."""
+    path = job_dir / SCORES
+    done = read_scores(path, settings)
+    for points, checkpoint in kept_copies(job_dir):
+        if points in done:
+            continue
+        done[points] = score_copy(checkpoint, scorer, starts, settings)
+        new = not path.is_file()
+        with path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, FIELDS)
+            if new:
+                writer.writeheader()
+            writer.writerow({"points": points, **settings, **{m: _cell(done[points][m]) for m in METRICS}})
+        echo(f"{job_dir.name} at {points:,} points: recognised {done[points]['recognised']:.3f}")
+    return dict(sorted(done.items()))
+
+
+def _cell(value: float) -> str:
+    return "" if np.isnan(value) else f"{value:.4f}"
+
+
+def served(points: list[int], kept: list[int]) -> list[int]:
+    """The kept point each copy serves: the last scheduled one at or below its points."""
+    return [max((k for k in kept if k <= p), default=p) for p in points]
+
+
+def curves(sweep: Path, scores: dict[Path, dict[int, dict[str, float]]], reference: float) -> dict:
+    """{cell: {curriculum: Curve}} of the recognised fraction, seeds aligned by kept point."""
+    jobs = {d: load_job(sweep, d) for d in scores}
+    mark_variants(list(jobs.values()))
+    groups: dict[tuple, dict[str, list[Path]]] = {}
+    for d, job in jobs.items():
+        if scores[d] and job.error is None:
+            groups.setdefault((job.batching, job.model, job.variant), {}).setdefault(job.curriculum, []).append(d)
+    cells = {}
+    for cell in sorted(groups, key=lambda c: (ordered("batching", c[0]), ordered("model", c[1]), c[2])):
+        cells[cell] = {}
+        for curriculum in sorted(groups[cell], key=lambda c: ordered("curriculum", c)):
+            members = sorted(groups[cell][curriculum], key=lambda d: (jobs[d].seed or 0, jobs[d].num))
+            by_kept = []
+            for d in members:
+                config = load_yaml(d / ".hydra" / "config.yaml")
+                kept = log_spaced(int(config["budget"]["points"]), int(config["checkpoint"]["keep_per_decade"]))
+                points = list(scores[d])
+                by_kept.append(dict(zip(served(points, kept), points)))
+            common = sorted(set.intersection(*(set(b) for b in by_kept)))
+            warnings = [f"{jobs[d].name}: no copy scored yet at {k:,} points"
+                        for d, b in zip(members, by_kept) for k in sorted(set().union(*by_kept) - set(b))]
+            actual = np.array([[b[k] for k in common] for b in by_kept], dtype=float)
+            values = {m: np.array([[scores[d][b[k]][m] for k in common] for d, b in zip(members, by_kept)])
+                      for m in METRICS}
+            cells[cell][curriculum] = Curve(curriculum, [jobs[d].seed for d in members], actual.mean(axis=0),
+                                            values, {"real_recognised": reference}, warnings)
+    return cells
+
+
+def table(cells: dict, n: int) -> str:
+    """The curves as Markdown: per cell, recognised (mean ± std over seeds) at each kept point."""
+    lines = []
+    for (batching, model, variant), by_curriculum in cells.items():
+        lines += [f"### batches by {batching}, {model}" + (f", {variant}" if variant else ""), "",
+                  "| curriculum | seeds | points | recognised | mean top probability | class accuracy |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for name, curve in by_curriculum.items():
+            for i, points in enumerate(curve.points):
+                row = [_mean_std(curve.values[m][:, i]) for m in METRICS]
+                lines.append(f"| {name} | {len(curve.seeds)} | {points:,.0f} | " + " | ".join(row) + " |")
+            lines += [f"- {w}" for w in curve.warnings]
+        lines.append("")
+    return "\n".join(lines) + f"\n{n} unprimed digits per copy; recognised: top digit probability >= 0.9.\n"
+
+
+def _mean_std(values: np.ndarray) -> str:
+    if np.isnan(values).all():
+        return "–"
+    return f"{values.mean():.3f}" + (f" ± {values.std(ddof=1):.3f}" if len(values) > 1 else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m isl.quality", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sweep", type=Path, help="the sweep directory (runs/multirun/<sweep>)")
+    parser.add_argument("--n", type=positive_int_arg, default=500, help="digits per kept copy (default 500)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the starts and the sampling (default 0)")
+    parser.add_argument("--bias", type=float, default=0.0, help="sampling bias >= 0 (default 0)")
+    parser.add_argument("--max-steps", type=positive_int_arg, default=100, help="most rows per digit (default 100)")
+    parser.add_argument("--out", type=Path, help="where to write (default: <sweep>/report)")
+    parser.add_argument("--data-dir", default=None,
+                        help="data folder with the sequence and scorer caches (default $ISL_DATA_DIR or <repo>/data)")
+    parser.add_argument("--mnist-dir", default=None,
+                        help="folder with the MNIST files (default $ISL_MNIST_DIR, ../shared/data/mnist, download)")
+    args = parser.parse_args(argv)
+    if args.bias < 0:
+        parser.error("--bias must be >= 0")
+    if not args.sweep.is_dir():
+        parser.error(f"no sweep directory at {args.sweep}")
+    settings = {"n": args.n, "seed": args.seed, "bias": args.bias, "max_steps": args.max_steps}
+    out = args.out or args.sweep / "report"
+    job_dirs = [d for d in find_jobs(args.sweep, skip=out) if kept_copies(d)]
+    if not job_dirs:
+        print(f"error: no job of {args.sweep} kept copies of its weights (checkpoint.keep_per_decade)",
+              file=sys.stderr)
+        return 2
+
+    source = local_mnist(args.data_dir, args.mnist_dir)
+    scorer = load_classifier(source)
+    starts = training_starts(args.n, np.random.default_rng(args.seed), source)
+    test = source.load("test", args.n)
+    reference = score(scorer, [test.sequence(i) for i in range(len(test))])["recognised"]
+    scores = {d: score_job(d, scorer, starts, settings) for d in job_dirs}
+
+    cells = curves(args.sweep, scores, reference)
+    out.mkdir(parents=True, exist_ok=True)
+    figure = plot_curves(cells, "recognised", out / "generation.png", title=f"Generated digits recognised "
+                         f"({args.n} unprimed per copy, bias {args.bias:g})",
+                         cell_title=lambda c: f"batches by {c[0]}, {c[1]}" + (f", {c[2]}" if c[2] else ""),
+                         ylabel="fraction recognised", references={"real_recognised": "real test digits"},
+                         higher_is_better=True)
+    text = table(cells, args.n) + f"Real test digits (first {len(test)}): {reference:.3f} recognised.\n"
+    (out / "generation.md").write_text(f"# Generated digits along training: {args.sweep.name}\n\n{text}")
+    print(text + f"figure: {figure}\ntable: {out / 'generation.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

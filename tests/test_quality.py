@@ -1,0 +1,110 @@
+"""isl.quality: the digit scorer on the weights a sweep kept along training, resumable, one figure."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import lightning as L
+import pytest
+import yaml
+
+import isl.quality
+from isl.callbacks import PointsSchedule
+from isl.checkpoints import AtomicCheckpointIO, PointsCheckpoint
+from isl.curricula.regular import Regular
+from isl.data.datamodule import StrokeDataModule
+from isl.models.module import SequenceMDN
+from isl.quality import main, served
+from isl.train import kept_points
+
+from conftest import MNIST_DIR
+
+BUDGET, PER_DECADE = 30_000, 1   # copies kept at 300, 3,000 and 30,000 points (30: the first batch's)
+
+
+@pytest.fixture(scope="module")
+def copies(real_source, tmp_path_factory):
+    """The checkpoints/ folder of a small LSTM trained to BUDGET points keeping its copies."""
+    folder = tmp_path_factory.mktemp("trained") / "checkpoints"
+    L.seed_everything(1, verbose=False)
+    dm = StrokeDataModule(real_source, num_train=200, num_test=20, batching={"by": "sequences", "size": 8}, seed=1)
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=0, max_epochs=-1, enable_checkpointing=False, plugins=[AtomicCheckpointIO()],
+                        callbacks=[Regular(), PointsSchedule(BUDGET, BUDGET),
+                                   PointsCheckpoint(10**9, folder, keep_at=kept_points(BUDGET, PER_DECADE))])
+    trainer.fit(SequenceMDN(hidden=16, components=3), datamodule=dm)
+    return folder
+
+
+def make_job(sweep, num: int, curriculum: str, seed: int, copies) -> None:
+    """A job directory as a Hydra sweep leaves it, holding ``copies``' kept weights."""
+    job = sweep / f"{num}-curriculum={curriculum},seed={seed}"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(
+        {"seed": seed, "budget": {"points": BUDGET}, "checkpoint": {"keep_per_decade": PER_DECADE}}))
+    (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {
+        "job": {"num": num}, "overrides": {"task": [f"curriculum={curriculum}", f"seed={seed}"]},
+        "runtime": {"choices": {"curriculum": curriculum, "batching": "sequences", "model": "lstm"}}}}))
+    shutil.copytree(copies, job / "checkpoints")
+    (job / "checkpoints" / "last.ckpt").unlink(missing_ok=True)
+
+
+def rows(job) -> list[dict]:
+    with (job / "generation.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_kept_copy_is_scored_once_and_seeds_align_by_kept_point(copies, small_scorer, tmp_path,
+                                                                      monkeypatch, capsys):
+    sweep = tmp_path / "sweep"
+    for num, (curriculum, seed) in enumerate([("regular", 1), ("regular", 2), ("length", 1), ("length", 2)]):
+        make_job(sweep, num, curriculum, seed, copies)
+    unfinished = sweep / "3-curriculum=length,seed=2"
+    kept = sorted(p.name for p in copies.glob("points-*.ckpt"))
+    assert len(kept) == 3
+    (unfinished / "checkpoints" / kept[-1]).unlink()      # that seed has not reached the end yet
+    args = [str(sweep), "--n", "20", "--data-dir", str(small_scorer.data_dir), "--mnist-dir", str(MNIST_DIR)]
+
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    first = {job.name: rows(job) for job in sweep.glob("*-curriculum=*")}
+    assert [len(r) for _, r in sorted(first.items())] == [3, 3, 3, 2]
+    regular = first["0-curriculum=regular,seed=1"]
+    assert [int(r["points"]) for r in regular] == sorted(int(k[7:17]) for k in kept)
+    assert all(0 <= float(r["recognised"]) <= 1 and r["n"] == "20" and r["class_accuracy"] == "" for r in regular)
+    # The same weights under the same settings score the same in every job: starts and sampling are seeded.
+    assert first["1-curriculum=regular,seed=2"] == regular == first["2-curriculum=length,seed=1"]
+    # Both curricula appear with their seeds; the unfinished seed's missing point is left out and named.
+    table = (sweep / "report" / "generation.md").read_text()
+    assert (sweep / "report" / "generation.png").stat().st_size > 0
+    assert table.count("| regular | 2 |") == 3 and table.count("| length | 2 |") == 2
+    assert f"3-curriculum=length,seed=2: no copy scored yet at {BUDGET:,} points" in table
+    assert "Real test digits (first 20)" in table
+    assert table.split("\n\n", 1)[1] in out                    # the table is printed too
+
+    # A rerun reads the scores back instead of generating again, and scores a new copy only.
+    shutil.copy(copies / kept[-1], unfinished / "checkpoints" / kept[-1])
+    scored = []
+    real_score_copy = isl.quality.score_copy
+    monkeypatch.setattr(isl.quality, "score_copy", lambda path, *a: scored.append(path.name) or real_score_copy(path, *a))
+    assert main(args) == 0
+    assert scored == [kept[-1]]
+    assert rows(unfinished) == first["0-curriculum=regular,seed=1"]
+    assert "no copy scored yet" not in (sweep / "report" / "generation.md").read_text()
+    # Other settings are scored anew, beside the rows already there.
+    scored.clear()
+    assert main([*args[:1], "--n", "10", *args[3:]]) == 0
+    assert len(scored) == 12 and len(rows(unfinished)) == 6
+
+
+def test_a_sweep_without_kept_copies_is_refused(tmp_path, capsys):
+    (tmp_path / "0-curriculum=regular,seed=1" / ".hydra").mkdir(parents=True)
+    assert main([str(tmp_path)]) == 2
+    assert "kept copies of its weights (checkpoint.keep_per_decade)" in capsys.readouterr().err
+
+
+def test_a_copy_serves_the_last_kept_point_at_or_below_it():
+    kept = kept_points(BUDGET, PER_DECADE)
+    assert kept == [30, 300, 3000, 30_000]
+    assert served([310, 3_250, 30_100], kept) == [300, 3000, 30_000]
