@@ -31,6 +31,11 @@ reports unless named ``expected``):
 - *reduction*: ``100 * (1 - final / regular's final)``, the % reduction of the final test
   RMSE versus ``regular`` (the paper: about 20x and 74% for ``length``).
 
+**The cells side by side**, where two or more cells hold ``regular`` and another curriculum (an
+ablation's variants, the warm-up experiment's units): one line per cell and curriculum, its final
+sampled RMSE, expected-value RMSE and bits per point beside regular's, the speed-up and the
+reduction, at the top of the summary.
+
 **The likelihood table**, the proper scores of a mixture-density network, with the same
 columns: ``test/nll_px`` (nats per point, the offset's density in pixels: comparable across
 input units, unbounded below on pixel-grid data) and ``test/bits_per_point`` (the discretised
@@ -267,6 +272,34 @@ def transfer_table(rows: list[dict], has_scratch: bool) -> list[str]:
     return out
 
 
+def side_by_side(rows: list[dict]) -> list[str]:
+    """The cells compared at a glance (an ablation's variants, the warm-up's units): one line per
+    cell and curriculum other than regular, its final scores beside regular's, the speed-up and
+    the reduction. Empty unless two or more cells have regular and another curriculum."""
+    by_cell: dict[tuple, dict[str, dict]] = {}
+    for r in rows:
+        by_cell.setdefault((r["batching"], r["model"], r["variant"]), {})[r["curriculum"]] = r
+    cells = {cell: by_name for cell, by_name in by_cell.items() if "regular" in by_name and len(by_name) > 1}
+    if len(cells) < 2:
+        return []
+
+    def finals(r: dict) -> str:
+        bits = (mean_std(r["final_bits_per_point"], r["final_std_bits_per_point"])
+                if "final_bits_per_point" in r else "—")
+        return (f"{mean_std(r['final_rmse_mean'], r['final_rmse_std'])} / "
+                f"{mean_std(r['final_rmse_expected_mean'], r['final_rmse_expected_std'])} / {bits}")
+
+    out = ["| cell | regular: final sampled / expected RMSE / bits per point | curriculum | its final "
+           "sampled / expected RMSE / bits per point | speed-up | reduction vs regular |",
+           "| --- | --- | --- | --- | ---: | ---: |"]
+    for cell, by_name in cells.items():
+        for name, r in by_name.items():
+            if name != "regular":
+                out.append(f"| {cell_title(cell)} | {finals(by_name['regular'])} | {name} | {finals(r)} | "
+                           f"{fmt(r['speedup'], 'ratio')} | {fmt(r['final_reduction_pct'], 'pct')} |")
+    return out
+
+
 def default_marks(last_points: float) -> list[float]:
     """1, 2.5 and 5 times the powers of ten from 10^4 up to the sweep's end."""
     return [m * 10.0 ** k for k in range(4, 10) for m in (1, 2.5, 5) if m * 10.0 ** k <= last_points * 1.05]
@@ -385,6 +418,10 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", ysca
         for metric in (("accuracy",) if is_transfer(curves) else ("rmse_sampled", "rmse_expected")):
             if lines := along_the_way(curves, metric, baseline, marks):
                 md += [f"Along the way: seed-mean test {ALONG[metric]} at selected points.", "", *lines, ""]
+    if overview := side_by_side(table):
+        at = md.index(protocol_text(protocols, window) + ".") + 2
+        md[at:at] = ["## The cells side by side", "", "Final values: mean ± sample std over seeds; speed-up "
+                     "and reduction in sampled RMSE, as in each cell's table.", "", *overview, ""]
     rmse_figures = ["![Test RMSE, sampled](rmse_sampled.png)", "",
                     "![Test RMSE, expected value](rmse_expected.png)", "",
                     "![Test NLL in pixels](nll_px.png)", "", "![Test bits per point](bits_per_point.png)", ""]

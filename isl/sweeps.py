@@ -7,7 +7,8 @@ names). Curriculum, batching and model come from Hydra's group choices in ``.hyd
 (``experiment=warmup``: a curriculum with or without a learning-rate warm-up) names the job's
 line in place of its curriculum, so each arm is a line of its cell, compared with ``regular``.
 Any other command-line override whose value differs between jobs (``curriculum.threshold=3,4``)
-splits cells, so different configurations are never averaged together as if they were seeds. A
+splits cells, so different configurations are never averaged together as if they were seeds. Cells come
+by batching and model, then in the order of their first job (a sweep lists its variants so). A
 job with an ``error.txt`` is *failed*: it is listed with the last line of its traceback and left
 out of the table and figures, even where it wrote some metrics (its last value would not be
 final). A job is *finished* once it wrote ``result.json`` (last, atomically); one with neither is
@@ -232,7 +233,11 @@ def aggregate(jobs: list[Job]) -> dict[Cell, dict[str, Curve]]:
             cell = groups.setdefault((job.batching, job.model, job.variant), {})
             cell.setdefault(job.curriculum, []).append(job)
     cells = {}
-    for cell in sorted(groups, key=lambda c: (ordered("batching", c[0]), ordered("model", c[1]), c[2])):
+    # Variants in the sweep's order (an ablation's reference row first, as its command lists it).
+    first_job = {cell: min(j.num for members in by_name.values() for j in members)
+                 for cell, by_name in groups.items()}
+    for cell in sorted(groups, key=lambda c: (ordered("batching", c[0]), ordered("model", c[1]),
+                                              first_job[c], c[2])):
         cells[cell] = {}
         for curriculum in sorted(groups[cell], key=lambda c: ordered("curriculum", c)):
             members = sorted(groups[cell][curriculum], key=lambda j: (j.seed is None, j.seed or 0, j.num))

@@ -285,6 +285,18 @@ def test_overrides_that_differ_split_cells(tmp_path):
     with (out / "summary.csv").open() as f:
         variants = [r["variant"] for r in csv.DictReader(f)]
     assert variants == ["curriculum.threshold=3"] * 2 + ["curriculum.threshold=4"] * 2
+    # The cells side by side, at the top: length's finals beside regular's in each cell.
+    summary = (out / "summary.md").read_text()
+    assert summary.index("## The cells side by side") < summary.index("## lstm, batching=sequences")
+    for threshold in ("3", "4"):  # finals: sampled, expected = half, bits = a fifth (write_job)
+        assert (f"| lstm, batching=sequences, curriculum.threshold={threshold} | 4.000 / 2.000 / 0.800 | "
+                "length | 1.000 / 0.500 / 0.200 | 2.0× | 75.0% |") in summary
+
+
+def test_one_cell_has_no_side_by_side_table(tmp_path):
+    write_job(tmp_path, 0, "regular", "sequences", "lstm", 1, P1, [10, 8, 6, 5, 4])
+    write_job(tmp_path, 1, "length", "sequences", "lstm", 1, P1, [10, 6, 4, 2, 1])
+    assert "side by side" not in (report.write_report(tmp_path) / "summary.md").read_text()
 
 
 def test_each_arm_of_the_warmup_experiment_is_a_line_of_its_units_cell(tmp_path):
