@@ -19,7 +19,8 @@ LAYERS = [
     ("isl.curricula",),
     ("isl.callbacks", "isl.checkpoints", "isl.config", "isl.devices", "isl.loggers", "isl.rundir",
      "isl.schedule", "isl.train", "isl.wandb_offline"),
-    ("isl.analyze", "isl.baselines", "isl.bench", "isl.cli", "isl.generate", "isl.quality", "isl.report",
+    ("isl.analyze", "isl.baselines", "isl.bench", "isl.cli", "isl.generate", "isl.quality", "isl.records",
+     "isl.report",
      "isl.score",
      "isl.scribbles", "isl.sweeps", "isl.transfer"),
 ]

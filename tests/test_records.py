@@ -1,0 +1,52 @@
+"""A sweep's records: kept without weights, read by the report, and restored so that the sweep's
+own command skips what finished and trains only the rest."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from isl import records, report
+from test_resume import RUN, command, run
+
+pytestmark = pytest.mark.slow
+
+SWEEP = ["name=kept", "seed=1,2", *[o for o in RUN if not o.startswith(("seed=", "budget.points"))],
+         "budget.points=12000"]
+
+
+def test_records_keep_finished_jobs_without_weights_and_restore_to_resume(full_data_dir, tmp_path):
+    runs = tmp_path / "runs"
+    cmd = command(runs, *SWEEP, multirun=True)
+    run(cmd, full_data_dir)
+    sweep = runs / "multirun" / "kept"
+    first, second = sorted(sweep.glob("[0-9]-*"))
+    (second / "result.json").unlink()  # as if killed before its end: not kept
+
+    kept = tmp_path / "results" / "kept"
+    assert records.main([str(sweep), "--to", str(kept)]) == 0
+    assert [p.name for p in kept.iterdir() if p.is_dir()] == [first.name]
+    files = {p.relative_to(kept / first.name).as_posix() for p in (kept / first.name).rglob("*") if p.is_file()}
+    assert {"metrics.csv", "result.json", "reference.json", "run-config.yaml", ".hydra/config.yaml",
+            ".hydra/hydra.yaml"} <= files
+    assert not any(f.startswith("checkpoints") or f.endswith((".ckpt", ".png")) for f in files)
+    assert (first / "checkpoints" / "last.ckpt").is_file()          # the sweep itself is untouched
+
+    out = report.write_report(kept, out=tmp_path / "report")        # the report reads records
+    with (out / "summary.csv").open() as f:
+        [row] = list(csv.DictReader(f))
+    assert row["curriculum"] == "length" and row["seeds"] == "1"
+
+    finished = (first / "metrics.csv").read_text()
+    for job in (first, second):                                       # a fresh clone: no runs/
+        for path in sorted(job.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+        job.rmdir()
+    assert records.main([str(kept), "--restore", "--to", str(sweep)]) == 0
+    again = run(cmd, full_data_dir)
+    assert again.stdout.count("already finished") == 1                # the kept job is not redone
+    assert (first / "metrics.csv").read_text() == finished
+    assert (second / "result.json").is_file()                         # the other one trained
+    assert records.main([str(sweep), "--to", str(kept)]) == 0         # and is kept in its turn
+    assert sorted(p.name for p in kept.iterdir() if p.is_dir()) == [first.name, second.name]
