@@ -334,8 +334,10 @@ def along_the_way(curves: dict[str, Curve], metric: str, baseline: str, marks: l
                 ratios.append("—")
                 continue
             matched = base.first_reaching(curve.mean(metric)[i], metric)
-            ratios.append("> " + fmt(base.points[-1] / curve.points[i], "ratio") if math.isnan(matched)
-                          else fmt(matched / curve.points[i], "ratio"))
+            if math.isnan(matched):
+                ratios.append("> " + fmt(base.points[-1] / curve.points[i], "ratio"))
+            else:  # an untrained baseline already as good reads as a ratio of 0: say so instead
+                ratios.append("at start" if matched == 0 else fmt(matched / curve.points[i], "ratio"))
         out.append(f"| {baseline}'s points to match {name} | " + " | ".join(ratios) + " |")
     return out
 

@@ -218,6 +218,17 @@ def test_along_the_way_tables_read_the_gap_at_each_mark(sweep):
     assert "| regular's points to match length | 1.0× | 0.5× | 0.3× |" in by_points
 
 
+def test_a_baseline_already_as_good_before_training_reads_at_start(tmp_path):
+    sweep = tmp_path / "sweep"
+    for seed in (1, 2):
+        write_job(sweep, seed - 1, "regular", "sequences", "lstm", seed, P1, [5, 8, 6, 4, 3])
+        write_job(sweep, seed + 1, "length", "sequences", "lstm", seed, P1, [20, 9, 4, 2, 1])
+    md = (report.write_report(sweep, at=[1000, 2000]) / "summary.md").read_text()
+    sampled = md.split("Along the way: seed-mean test RMSE (sampled)")[1]
+    # length's 9 at 1,005 points is worse than regular's untrained 5; its 4 at 2,010 regular reaches at 3,015
+    assert "| regular's points to match length | at start | 1.5× |" in sampled
+
+
 def test_markdown_lists_failures_and_embeds_figures(sweep_report):
     _, out = sweep_report
     md = (out / "summary.md").read_text()
