@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import sys
 
 import lightning as L
@@ -99,6 +100,14 @@ def test_scratch_needs_no_sweep_and_a_missing_source_job_is_named(tmp_path):
     with pytest.raises(ValueError, match="needs transfer.sweep"):
         predictor_checkpoint(None, "length", 1, "lstm")
     with pytest.raises(ValueError, match="curriculum=length and seed=1, found none"):
+        predictor_checkpoint(str(tmp_path), "length", 1, "lstm")
+
+
+def test_a_source_job_without_weights_is_named_with_what_to_do(tmp_path):
+    # a job as isl.records keeps it (experiment 1's records: result.json, metrics, no checkpoints)
+    record = next((REPO / "results" / "exp1-strat-10M").glob("3-*curriculum=length,seed=1"))
+    shutil.copytree(record, tmp_path / record.name)
+    with pytest.raises(ValueError, match=f"job {record.name} has no checkpoints/last.ckpt .*train it again"):
         predictor_checkpoint(str(tmp_path), "length", 1, "lstm")
 
 
