@@ -28,16 +28,16 @@ def predictor_checkpoint(sweep: str | None, source: str, seed: int, network: str
         raise ValueError(f"transfer.sweep: no directory {root}")
     jobs = [load_job(root, d) for d in find_jobs(root)]
     matches = [j for j in jobs if j.curriculum == source and j.seed == seed and j.model == network
-               and j.error is None]
-    weightless = [j.name for j in matches if not (root / j.name / "checkpoints" / "last.ckpt").is_file()]
-    if len(matches) == 1 and weightless:  # e.g. restored from isl.records, which keeps no weights
-        raise ValueError(f"transfer.sweep {root}: job {weightless[0]} has no checkpoints/last.ckpt (records "
-                         f"keep no weights): run the prediction sweep's own command to train it again")
+               and j.finished and j.error is None]
     if len(matches) != 1:
         found = ", ".join(f"{j.name}" for j in matches) or "none"
         raise ValueError(f"transfer.sweep {root}: need exactly one finished {network} job with "
                          f"curriculum={source} and seed={seed}, found {found}")
-    return str(root / matches[0].name / "checkpoints" / "last.ckpt")
+    path = root / matches[0].name / "checkpoints" / "last.ckpt"
+    if not path.is_file():  # e.g. restored from isl.records, which keeps no weights
+        raise ValueError(f"transfer.sweep {root}: job {matches[0].name} has no checkpoints/last.ckpt (records "
+                         f"keep no weights): run the prediction sweep's own command to train it again")
+    return str(path)
 
 
 OmegaConf.register_new_resolver("isl.predictor", predictor_checkpoint, replace=True)
