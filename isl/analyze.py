@@ -2,9 +2,12 @@
 
 Writes, for the first test sequence of each of the given classes (default 0, 3 and 9, the
 paper's examples), the class belief along the sequence (``class-belief-<digit>.png``) and the
-summed predicted next-point density over the digit (``density-<digit>.png``). Both are about
-a network that reads the strokes alone: a class-conditional one (``model.class_inputs=true``),
-told the class, is refused.
+summed predicted next-point density over the digit (``density-<digit>.png``). Each figure is
+drawn only from an output the checkpoint was trained on: a transfer classifier
+(``model.prediction_weight=0``) has a mixture head that no loss shaped, a predictor
+(``model.class_loss_weight=0``) an untrained class head. Both are about a network that reads
+the strokes alone: a class-conditional one (``model.class_inputs=true``), told the class, is
+refused.
 """
 
 from __future__ import annotations
@@ -61,6 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    draw_belief = bool(model.hparams.class_loss_weight)
+    draw_density = bool(model.hparams.prediction_weight)
+    if not draw_belief:
+        print("no class belief: trained without the class loss (model.class_loss_weight=0), "
+              "its class outputs are untrained", file=sys.stderr)
+    if not draw_density:
+        print("no density: trained without the prediction loss (model.prediction_weight=0), "
+              "its mixture is not a prediction", file=sys.stderr)
     test = local_mnist(args.data_dir, args.mnist_dir).load("test")
     for digit in args.digits:
         hits = np.flatnonzero(test.labels == digit)
@@ -69,12 +80,15 @@ def main(argv: list[str] | None = None) -> int:
             continue
         i = int(hits[0])
         steps = test.sequence(i)[:args.max_length]
-        belief = plot_class_belief(model, steps, digit, args.out / f"class-belief-{digit}.png")
-        density = plot_density(model, steps, args.out / f"density-{digit}.png",
-                               title=f"test sequence #{i}, a {digit}")
-        final = class_probabilities(model, steps)[-1]
-        print(f"digit {digit} (test #{i}, {len(steps)} steps): final p({digit}) = {final[digit]:.2f}, "
-              f"guess {int(final.argmax())}\n  {belief}\n  {density}")
+        lines = [f"digit {digit} (test #{i}, {len(steps)} steps)"]
+        if draw_belief:
+            final = class_probabilities(model, steps)[-1]
+            lines[0] += f": final p({digit}) = {final[digit]:.2f}, guess {int(final.argmax())}"
+            lines.append(str(plot_class_belief(model, steps, digit, args.out / f"class-belief-{digit}.png")))
+        if draw_density:
+            lines.append(str(plot_density(model, steps, args.out / f"density-{digit}.png",
+                                          title=f"test sequence #{i}, a {digit}")))
+        print("\n  ".join(lines))
     return 0
 
 

@@ -153,6 +153,24 @@ def test_analyze_writes_the_figures(trained, tmp_path, monkeypatch, real_source,
     assert "digit 3" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("untrained, drawn, missing", [
+    ("prediction_weight", "class-belief-3.png", "density-3.png"),   # a transfer classifier
+    ("class_loss_weight", "density-3.png", "class-belief-3.png"),   # a predictor
+])
+def test_analyze_draws_only_what_the_checkpoint_was_trained_on(trained, tmp_path, monkeypatch, real_source,
+                                                               capsys, untrained, drawn, missing):
+    *_, checkpoint = trained
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state["hyper_parameters"][untrained] = 0.0
+    torch.save(state, tmp_path / "one-head.ckpt")
+    monkeypatch.setattr("isl.data.sources.MnistSource", lambda **kwargs: real_source)
+    monkeypatch.setenv("ISL_DATA_DIR", str(tmp_path / "data"))
+    out = tmp_path / "figures"
+    assert analyze.main([str(tmp_path / "one-head.ckpt"), "--out", str(out), "--digits", "3"]) == 0
+    assert (out / drawn).is_file() and not (out / missing).exists()
+    assert f"model.{untrained}=0" in capsys.readouterr().err
+
+
 def test_analyze_rejects_bad_digits(tmp_path):
     with pytest.raises(SystemExit):
         analyze.main([str(tmp_path / "x.ckpt"), "--out", str(tmp_path), "--digits", "1,12"])
