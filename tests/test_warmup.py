@@ -9,9 +9,10 @@ import isl.config  # noqa: F401  (the schema, for Hydra's own compose)
 from isl.baselines import compose
 from isl.rundir import _flat
 
+# in the sweep's order: regular and length first, the units check of results.md section 8
 ARMS = {"regular": ("isl.curricula.regular.Regular", 0),
-        "regular_lr_warmup": ("isl.curricula.regular.Regular", 600000),
         "length": ("isl.curricula.length.Length", 0),
+        "regular_lr_warmup": ("isl.curricula.regular.Regular", 600000),
         "length_warmup": ("isl.curricula.length_warmup.LengthWarmup", 0),
         "length_warmup_lr_warmup": ("isl.curricula.length_warmup.LengthWarmup", 600000)}
 
