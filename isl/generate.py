@@ -45,7 +45,8 @@ sequences are ten of each); under ``--prime`` each sequence is given its real di
 **Scoring** (``--score``): the digit scorer (``isl.score``) classifies the generated digits and
 prints its JSON line (with ``accuracy`` against the primed digits' labels under ``--prime``; for
 a class-conditional model, ``class_accuracy``: the fraction the scorer assigns to the class
-asked for, and per class where several were asked).
+asked for, and per class where several were asked), with ``reached_max_steps`` added: the
+fraction cut at ``--max-steps`` before drawing end-of-digit.
 """
 
 from __future__ import annotations
@@ -254,7 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"generated {len(sequences)} digits: {path}")
     if args.score:
         from isl.score import load_classifier, score
-        print(json.dumps(score(load_classifier(source), sequences, labels, classes)))
+        result = score(load_classifier(source), sequences, labels, classes)
+        # Digits that never drew end-of-digit and were cut at the length limit.
+        result["reached_max_steps"] = round(float(np.mean([len(s) > args.max_steps for s in sequences])), 4)
+        print(json.dumps(result))
     return 0
 
 

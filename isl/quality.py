@@ -7,7 +7,9 @@ kept along training (``checkpoint.keep_per_decade``: ``checkpoints/points-<point
 unprimed digits are generated (``isl.generate``: start points drawn from the training digits',
 the same starts and random stream for every copy, under ``--seed``) and scored (``isl.score``):
 the fraction *recognised* (top digit probability >= 0.9), the mean top probability and, for a
-class-conditional model (asked for 0-9 in turn), the fraction drawn as the class asked for.
+class-conditional model (asked for 0-9 in turn), the fraction drawn as the class asked for; and,
+to tell placement from shape (``isl.score``), the fraction recognised once centred on the canvas
+and the fraction with ink off it.
 
 **Resumable.** Each copy's scores are appended to the job's ``generation.csv`` as soon as they
 exist, with the settings they were made with; a later call scores only the copies (and settings)
@@ -43,8 +45,8 @@ from isl.viz.curves import plot_curves
 
 SCORES = "generation.csv"
 SETTINGS = ("n", "seed", "bias", "max_steps")
-FIELDS = ("points", *SETTINGS, "recognised", "mean_top_probability", "class_accuracy")
-METRICS = ("recognised", "mean_top_probability", "class_accuracy")
+METRICS = ("recognised", "mean_top_probability", "class_accuracy", "recognised_centred", "off_canvas")
+FIELDS = ("points", *SETTINGS, *METRICS)
 
 
 def kept_copies(job_dir: Path) -> list[tuple[int, Path]]:

@@ -9,7 +9,11 @@ predicted class is their label); ``recognised``, the fraction whose top digit pr
 >= 0.9; ``mean_top_probability``; and ``class_counts``, how many are predicted as each digit
 and as ``none`` (not a digit). For digits generated as asked classes (a class-conditional
 model), ``class_accuracy``: the fraction predicted as the class asked for, and, where several
-were asked, ``class_accuracy_by_class``: the same for each class asked.
+were asked, ``class_accuracy_by_class``: the same for each class asked. Then where drawings
+fail, to tell placement from shape: ``off_canvas``, the fraction with a point outside the
+canvas; ``recognised_centred``, the fraction recognised once each drawing is moved by whole
+pixels to centre its bounding box (``centred``); ``mean_rows`` and ``mean_strokes`` (rows with
+end-of-stroke = 1, the last stroke's included), to set beside the real digits'.
 
 **Rendering** (``render``): pen-down segments between successive points, one pixel wide, as
 the builder's thinned strokes are; the move after a pen lift is not drawn. Points stay where the
@@ -220,7 +224,35 @@ def score(model: DigitClassifier, sequences: list[np.ndarray], labels=None, clas
         result["class_accuracy"] = round(float(hit.mean()), 4)
         if len(asked := np.unique(classes)) > 1:
             result["class_accuracy_by_class"] = {str(c): round(float(hit[classes == c].mean()), 4) for c in asked}
+    # Where a drawing fails: placement (ink off the canvas; recognised once moved to its centre)
+    # or shape, and how long and in how many strokes it is drawn.
+    moved = probabilities(model, [centred(s) for s in sequences])[:, :NOT_A_DIGIT].max(axis=1)
+    result["off_canvas"] = round(float(np.mean([_off_canvas(s) for s in sequences])), 4)
+    result["recognised_centred"] = round(float((moved >= RECOGNISED).mean()), 4)
+    result["mean_rows"] = round(float(np.mean([len(s) for s in sequences])), 2)
+    result["mean_strokes"] = round(float(np.mean([np.asarray(s)[:, 2].sum() for s in sequences])), 2)
     return result
+
+
+def _points(sequence: np.ndarray) -> np.ndarray:
+    """The absolute (x, y) pixel positions of a sequence's rows."""
+    return np.cumsum(np.asarray(sequence, dtype=np.float64)[:, :2], axis=0)
+
+
+def _off_canvas(sequence: np.ndarray) -> bool:
+    """Whether some point of the drawing lies outside the 28x28 canvas (1-based pixels)."""
+    points = np.rint(_points(sequence))
+    return bool(((points < 1) | (points > SIZE)).any())
+
+
+def centred(sequence: np.ndarray) -> np.ndarray:
+    """The drawing moved by whole pixels so that its bounding box is centred on the canvas: the
+    same shape, rendered the same way, wherever its start point put it."""
+    points = _points(sequence)
+    shift = np.floor((SIZE + 2) / 2 - (points.min(axis=0) + points.max(axis=0)) / 2)  # half rounds up
+    moved = np.asarray(sequence, dtype=np.float32).copy()
+    moved[0, :2] += shift
+    return moved
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -200,3 +200,4 @@ def test_the_cli_draws_digits_from_a_real_checkpoint(full_data_dir, scorer, tmp_
     assert main([str(checkpoint), "--n", "8", "--out", str(again), "--max-steps", "1", "--score", *data]) == 0
     unprimed = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert unprimed["n"] == 8 and "accuracy" not in unprimed  # unprimed digits have no label
+    assert unprimed["reached_max_steps"] == 1.0 and unprimed["mean_rows"] == 2   # start + end row

@@ -73,6 +73,7 @@ def test_every_kept_copy_is_scored_once_and_seeds_align_by_kept_point(copies, sm
     regular = first["0-curriculum=regular,seed=1"]
     assert [int(r["points"]) for r in regular] == sorted(int(k[7:17]) for k in kept)
     assert all(0 <= float(r["recognised"]) <= 1 and r["n"] == "20" and r["class_accuracy"] == "" for r in regular)
+    assert all(0 <= float(r["recognised_centred"]) <= 1 and 0 <= float(r["off_canvas"]) <= 1 for r in regular)
     # The same weights under the same settings score the same in every job: starts and sampling are seeded.
     assert first["1-curriculum=regular,seed=2"] == regular == first["2-curriculum=length,seed=1"]
     # Both curricula appear with their seeds; the unfinished seed's missing point is left out and named.

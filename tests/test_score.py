@@ -14,8 +14,8 @@ import isl.score as scorer_module
 from conftest import MNIST_DIR
 from isl.data.published import write_published
 from isl.data.sequences import StrokeSet, check_sequence
-from isl.score import (NOT_A_DIGIT, DigitClassifier, cache_path, load_classifier, main, render,
-                       score)
+from isl.score import (NOT_A_DIGIT, DigitClassifier, cache_path, centred, load_classifier, main,
+                       render, score)
 from isl.scribbles import scribbles
 
 NEIGHBOURS = [(1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1)]
@@ -137,7 +137,8 @@ def test_the_json_line_counts_recognised_digits_and_not_digits(real_source):
     test = real_source.load("test", 30)
     sequences = [test.sequence(i) for i in range(30)]
     three = score(biased_classifier(3), sequences, test.labels)
-    assert list(three) == ["n", "accuracy", "recognised", "mean_top_probability", "class_counts"]
+    assert list(three) == ["n", "accuracy", "recognised", "mean_top_probability", "class_counts",
+                           "off_canvas", "recognised_centred", "mean_rows", "mean_strokes"]
     assert three["n"] == 30 and three["recognised"] == 1.0 and three["mean_top_probability"] == 1.0
     assert three["accuracy"] == round(float((test.labels == 3).mean()), 4)
     assert three["class_counts"] == {**{str(d): 0 for d in range(10)}, "3": 30, "none": 0}
@@ -153,7 +154,7 @@ def test_digits_generated_as_asked_classes_get_the_class_accuracy(real_source):
     test = real_source.load("test", 30)
     sequences = [test.sequence(i) for i in range(30)]
     threes = score(biased_classifier(3), sequences, classes=[3] * 30)   # --digit 3
-    assert list(threes) == ["n", "recognised", "mean_top_probability", "class_counts", "class_accuracy"]
+    assert list(threes)[:5] == ["n", "recognised", "mean_top_probability", "class_counts", "class_accuracy"]
     assert threes["class_accuracy"] == 1.0
     in_turn = score(biased_classifier(3), sequences, test.labels, classes=np.arange(30) % 10)
     assert in_turn["accuracy"] == round(float((test.labels == 3).mean()), 4)   # labels stay apart
@@ -162,6 +163,26 @@ def test_digits_generated_as_asked_classes_get_the_class_accuracy(real_source):
     assert score(biased_classifier(NOT_A_DIGIT), sequences, classes=[3] * 30)["class_accuracy"] == 0.0
     with pytest.raises(ValueError, match="29 classes for 30"):
         score(biased_classifier(3), sequences, classes=[3] * 29)
+
+
+def test_placement_is_told_from_shape_and_lengths_and_strokes_are_counted(real_source):
+    test = real_source.load("test", 30)
+    sequences = [test.sequence(i) for i in range(30)]
+    moved = [s.astype(np.float32) for s in sequences]
+    for s in moved[:10]:
+        s[0, :2] += (17, 9)                                       # start far right and low
+    for original, shifted in zip(sequences, moved):
+        inked, centre = render([centred(shifted)])[0], render([centred(original)])[0]
+        assert np.array_equal(inked, centre)                      # the same shape, the same place
+        rows, cols = np.nonzero(centre)
+        assert abs((cols.min() + cols.max()) / 2 - 13.5) <= 1 and abs((rows.min() + rows.max()) / 2 - 13.5) <= 1
+    assert not np.array_equal(render(moved[:10]), render(sequences[:10]))
+    result = score(biased_classifier(3), moved)
+    assert result["off_canvas"] == round(np.mean([(np.cumsum(s[:, :2], 0) > 28).any() for s in moved]), 4)
+    assert 0.2 <= result["off_canvas"] <= 1 / 3 and score(biased_classifier(3), sequences)["off_canvas"] == 0.0
+    assert result["recognised_centred"] == 1.0
+    assert result["mean_rows"] == round(np.mean([len(s) for s in sequences]), 2)
+    assert result["mean_strokes"] == round(np.mean([s[:, 2].sum() for s in sequences]), 2) >= 1
 
 
 def test_a_malformed_sequences_folder_is_named(tmp_path, capsys):
