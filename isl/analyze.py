@@ -2,7 +2,10 @@
 
 Writes, for the first test sequence of each of the given classes (default 0, 3 and 9, the
 paper's examples), the class belief along the sequence (``class-belief-<digit>.png``) and the
-summed predicted next-point density over the digit (``density-<digit>.png``). Each figure is
+summed predicted next-point density over the digit (``density-<digit>.png``). With ``--along``,
+also ``density-along-training.gif``: the same densities for those digits from every copy of the
+weights the run kept on its way (``checkpoints/points-<points>.ckpt`` beside the checkpoint, as
+``checkpoint.keep_per_decade`` keeps them), one frame per copy. Each figure is
 drawn only from an output the checkpoint was trained on: a transfer classifier
 (``model.prediction_weight=0``) has a mixture head that no loss shaped, a predictor
 (``model.class_loss_weight=0``) an untrained class head. Both are about a network that reads
@@ -43,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "<repo>/../shared/data/mnist, else <data-dir>/mnist or a download)")
     parser.add_argument("--max-length", type=int, default=100,
                         help="truncate sequences to this many steps, as training does (default: 100)")
+    parser.add_argument("--along", action="store_true",
+                        help="also the densities from every copy of the weights kept along training, as a GIF")
     parser.add_argument("--device", default="cpu", help="torch device for the model (default: cpu)")
     return parser
 
@@ -56,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     from isl.data.sources import local_mnist
     from isl.models.module import check_class_inputs, load_model
     from isl.viz.belief import class_probabilities, plot_class_belief
-    from isl.viz.density import plot_density
+    from isl.checkpoints import kept_copies
+    from isl.viz.density import density_map, plot_density
+    from isl.viz.snapshots import write_gif
 
     model = load_model(args.checkpoint, args.device)
     try:
@@ -72,7 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     if not draw_density:
         print("no density: trained without the prediction loss (model.prediction_weight=0), "
               "its mixture is not a prediction", file=sys.stderr)
+    job_dir = args.checkpoint.resolve().parent.parent
+    copies = kept_copies(job_dir) if args.along else []
+    if args.along and not (draw_density and copies):
+        why = "its mixture is not a prediction" if not draw_density else \
+            f"{job_dir} kept no copies of its weights (train with checkpoint.keep_per_decade)"
+        print(f"error: --along: {why}", file=sys.stderr)
+        return 2
     test = local_mnist(args.data_dir, args.mnist_dir).load("test")
+    shown = []  # (steps, digit) of the digits drawn, for --along
     for digit in args.digits:
         hits = np.flatnonzero(test.labels == digit)
         if not len(hits):
@@ -88,7 +103,15 @@ def main(argv: list[str] | None = None) -> int:
         if draw_density:
             lines.append(str(plot_density(model, steps, args.out / f"density-{digit}.png",
                                           title=f"test sequence #{i}, a {digit}")))
+            shown.append((steps, digit))
         print("\n  ".join(lines))
+    if copies and shown:
+        frames = []
+        for points, path in copies:
+            kept = load_model(path, args.device)
+            frames.append((points, [density_map(kept, steps) for steps, _ in shown]))
+        gif = write_gif(frames, *zip(*shown), args.out / "density-along-training.gif", fps=2)
+        print(f"{len(frames)} copies from {copies[0][0]:,} to {copies[-1][0]:,} points: {gif}")
     return 0
 
 

@@ -21,6 +21,12 @@ LAST = "last.ckpt"
 KEPT = "points-{:010d}.ckpt"  # a copy kept along training, named by the points processed
 
 
+def kept_copies(job_dir: Path) -> list[tuple[int, Path]]:
+    """(points, path) of the weights ``job_dir`` kept along training (``KEPT``), by points."""
+    copies = [(int(p.stem.split("-")[1]), p) for p in (Path(job_dir) / "checkpoints").glob("points-*.ckpt")]
+    return sorted(copies)
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's torch.save checkpoints, written atomically (Lightning's own write can leave a
     truncated file when the process is killed mid-write)."""

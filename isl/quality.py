@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from isl.checkpoints import kept_copies
 from isl.checks import positive_int_arg
 from isl.data.sources import local_mnist
 from isl.generate import asked_classes, generate, training_starts
@@ -47,12 +48,6 @@ SCORES = "generation.csv"
 SETTINGS = ("n", "seed", "bias", "max_steps")
 METRICS = ("recognised", "mean_top_probability", "class_accuracy", "recognised_centred", "off_canvas")
 FIELDS = ("points", *SETTINGS, *METRICS)
-
-
-def kept_copies(job_dir: Path) -> list[tuple[int, Path]]:
-    """(points, path) of the weights ``job_dir`` kept along training, by points."""
-    copies = [(int(p.stem.split("-")[1]), p) for p in (job_dir / "checkpoints").glob("points-*.ckpt")]
-    return sorted(copies)
 
 
 def read_scores(path: Path, settings: dict) -> dict[int, dict[str, float]]:

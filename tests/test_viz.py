@@ -175,3 +175,32 @@ def test_analyze_rejects_bad_digits(tmp_path):
     with pytest.raises(SystemExit):
         analyze.main([str(tmp_path / "x.ckpt"), "--out", str(tmp_path), "--digits", "1,12"])
     assert analyze.main([str(tmp_path / "missing.ckpt"), "--out", str(tmp_path)]) == 2
+
+
+def test_analyze_along_training_draws_one_frame_per_kept_copy(trained, tmp_path, monkeypatch, real_source,
+                                                               capsys):
+    model, *_, checkpoint = trained
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    job = tmp_path / "job"
+    (job / "checkpoints").mkdir(parents=True)
+    untrained = SequenceMDN(**state["hyper_parameters"])
+    torch.save({**state, "state_dict": untrained.state_dict()}, job / "checkpoints" / "points-0000000000.ckpt")
+    torch.save(state, job / "checkpoints" / "points-0000300000.ckpt")
+    torch.save(state, job / "checkpoints" / "last.ckpt")
+    monkeypatch.setattr("isl.data.sources.MnistSource", lambda **kwargs: real_source)
+    monkeypatch.setenv("ISL_DATA_DIR", str(tmp_path / "data"))
+    assert analyze.main([str(job / "checkpoints" / "last.ckpt"), "--digits", "0,3", "--along"]) == 0
+    gif = job / "figures" / "density-along-training.gif"
+    assert "2 copies from 0 to 300,000 points" in capsys.readouterr().out
+    with Image.open(gif) as frames:
+        assert frames.n_frames == 2
+        first = np.asarray(frames.convert("RGB"), dtype=np.int16)
+        frames.seek(1)
+        last = np.asarray(frames.convert("RGB"), dtype=np.int16)
+    assert np.abs(first - last).max() > 50            # untrained vs trained densities differ
+    # A run that kept no copies is refused, naming the key that keeps them.
+    alone = tmp_path / "alone" / "checkpoints"
+    alone.mkdir(parents=True)
+    torch.save(state, alone / "last.ckpt")
+    assert analyze.main([str(alone / "last.ckpt"), "--digits", "3", "--along"]) == 2
+    assert "checkpoint.keep_per_decade" in capsys.readouterr().err
