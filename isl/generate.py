@@ -1,7 +1,7 @@
 """Generate digits from a trained next-step predictor, one pen step at a time.
 
     python -m isl.generate runs/<run>/checkpoints/last.ckpt --n 16 --out digits.png
-        [--seed 0] [--bias 0.0] [--max-steps 100] [--prime K | --start X Y] [--digit D] [--cols 8] [--score]
+        [--seed 0] [--bias 0.0] [--whole-pixels] [--max-steps 100] [--prime K | --start X Y] [--digit D] [--cols 8] [--score]
 
 **How a digit is generated.** The network predicts the distribution of the next row
 ``dx dy eos eod`` from the rows so far (Graves 2013, section 4). Generation feeds it one row, draws
@@ -31,6 +31,13 @@ so every sequence ends with ``0 0 1 1``.
 ``exp(-bias)`` and mixture weights sharpen, giving cleaner, less varied digits; 0 samples plainly.
 The bias applies to the offsets only; the eos/eod flags are always drawn from their predicted
 probabilities.
+
+**Whole pixels** (``--whole-pixels``): the data's offsets are whole pixels, so the network was
+only ever fed whole-pixel rows; a drawn offset (a real number) fed back as it is gives it inputs
+off that lattice at every step. With the option each drawn offset is rounded to whole pixels
+before it is kept and fed back, and the digits come out in the data's integer form. Off by
+default, as in the paper's code, which fed back the real-valued draw; docs/results.md section 7
+measures what it changes.
 
 **Priming** (``--prime K``): the first K rows of the first ``n`` test digits are fed through the
 network as they are (teacher forcing), then the network finishes each digit. A digit shorter than
@@ -72,7 +79,7 @@ END_ROW = (0.0, 0.0, 1.0, 1.0)
 @torch.no_grad()
 def generate(model, n: int, generator: torch.Generator | None = None, bias: float = 0.0,
              max_steps: int = 100, prime: list[np.ndarray] | None = None,
-             start=DEFAULT_START, classes=None) -> list[np.ndarray]:
+             start=DEFAULT_START, classes=None, whole_pixels: bool = False) -> list[np.ndarray]:
     """Generate ``n`` stroke sequences with ``model`` (a SequenceMDN), one step at a time.
 
     Returns ``n`` float32 arrays (T, 4) of rows ``dx dy eos eod`` in pixels, row 0 the start
@@ -84,7 +91,8 @@ def generate(model, n: int, generator: torch.Generator | None = None, bias: floa
     sequence ((n, 2), as ``training_starts`` draws them). ``generator`` (on the model's device)
     makes the result reproducible; ``bias`` >= 0 sharpens the sampled offsets (Graves section 5.4).
     ``classes`` (n digits 0-9): the class each sequence is to be, for a class-conditional model
-    (``model.class_inputs``), which needs them; any other takes none.
+    (``model.class_inputs``), which needs them; any other takes none. ``whole_pixels`` rounds
+    each drawn offset to whole pixels before it is kept and fed back.
     """
     positive_int("n", n)
     if classes is not None:
@@ -132,6 +140,8 @@ def generate(model, n: int, generator: torch.Generator | None = None, bias: floa
             drawn = model.sample_step(mixture, generator, bias).squeeze(1)
             drawn = torch.cat([model.to_pixels(drawn[:, :2]), drawn[:, 2:]], dim=-1)  # (n, 4) pixels
             drawn = drawn.float().cpu()
+            if whole_pixels:
+                drawn[:, :2] = drawn[:, :2].round()
             following = []
             for i in range(n):
                 if done[i]:
@@ -201,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--bias", type=float, default=0.0,
                         help="sampling bias >= 0, Graves section 5.4 (default 0: plain sampling)")
+    parser.add_argument("--whole-pixels", action="store_true",
+                        help="round each drawn offset to whole pixels, as the data's are, before it "
+                             "is fed back (default: kept as drawn, as the paper's code does)")
     parser.add_argument("--max-steps", type=positive_int_arg, default=100,
                         help="most rows per digit before the end row (default 100)")
     parser.add_argument("--prime", type=int, default=None, metavar="K",
@@ -244,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     start = args.start or training_starts(args.n, np.random.default_rng(args.seed), source)
     classes = asked_classes(model, args.n, args.digit, labels)
     sequences = generate(model, args.n, generator, bias=args.bias, max_steps=args.max_steps,
-                         prime=prime, start=start, classes=classes)
+                         prime=prime, start=start, classes=classes, whole_pixels=args.whole_pixels)
     if prime is None:
         titles = [f"{len(s)} rows" for s in sequences]
         if classes is not None:

@@ -104,6 +104,22 @@ def test_offsets_come_back_in_pixels_from_the_models_own_draw(shift):
     assert all(s.shape == (3, 4) for s in out)
 
 
+def test_whole_pixels_rounds_the_draw_that_is_kept_and_fed_back():
+    model = small_model(eos=-50.0, eod=-50.0)
+    plain = generate(model, 4, seeded(5), max_steps=12)
+    whole = generate(model, 4, seeded(5), max_steps=12, whole_pixels=True)
+    offsets = np.concatenate([s[1:-1, :2] for s in whole])
+    assert np.array_equal(offsets, np.round(offsets)) and np.abs(offsets).max() >= 1
+    assert not np.array_equal(np.concatenate([s[1:-1, :2] for s in plain]) % 1, np.zeros_like(offsets))
+    # The first draw is the same one, rounded, and the rounded rows are what the network is fed.
+    np.testing.assert_array_equal(np.stack([s[1, :2] for s in whole]),
+                                  np.round(np.stack([s[1, :2] for s in plain])))
+    fed, forward = [], model.forward
+    model.forward = lambda x, *a, **k: fed.append(model.to_pixels(x[:, 0, :2])) or forward(x, *a, **k)
+    whole = generate(model, 4, seeded(5), max_steps=12, whole_pixels=True)
+    np.testing.assert_allclose(torch.stack(fed[1:], 1).numpy(), np.stack([s[1:-1, :2] for s in whole]), atol=1e-4)
+
+
 def test_reproducible_under_a_seed_and_different_across_seeds():
     model = small_model(eod=-3.0)
     a = generate(model, 5, seeded(1), max_steps=30)
