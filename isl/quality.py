@@ -134,8 +134,8 @@ def table(cells: dict, n: int) -> str:
     lines = []
     for (batching, model, variant), by_curriculum in cells.items():
         lines += [f"### batches by {batching}, {model}" + (f", {variant}" if variant else ""), "",
-                  "| curriculum | seeds | points | recognised | mean top probability | class accuracy |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+                  "| curriculum | seeds | points | " + " | ".join(m.replace("_", " ") for m in METRICS) + " |",
+                  "| --- | ---: | ---: |" + " ---: |" * len(METRICS)]
         for name, curve in by_curriculum.items():
             for i, points in enumerate(curve.points):
                 row = [_mean_std(curve.values[m][:, i]) for m in METRICS]

@@ -80,6 +80,9 @@ def test_every_kept_copy_is_scored_once_and_seeds_align_by_kept_point(copies, sm
     table = (sweep / "report" / "generation.md").read_text()
     assert (sweep / "report" / "generation.png").stat().st_size > 0
     assert table.count("| regular | 2 |") == 3 and table.count("| length | 2 |") == 2
+    rows_of_table = [line for line in table.splitlines() if line.startswith("|")]
+    assert "| recognised centred | off canvas |" in rows_of_table[0]
+    assert {line.count("|") for line in rows_of_table} == {rows_of_table[0].count("|")}   # one cell per heading
     assert f"3-curriculum=length,seed=2: no copy scored yet at {BUDGET:,} points" in table
     assert "Real test digits (first 20)" in table
     assert table.split("\n\n", 1)[1] in out                    # the table is printed too
