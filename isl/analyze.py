@@ -58,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: checkpoint not found: {args.checkpoint}", file=sys.stderr)
         return 2
     args.out = args.out or args.checkpoint.resolve().parent.parent / "figures"
+    from isl.checkpoints import kept_copies
     from isl.data.sources import local_mnist
     from isl.models.module import check_class_inputs, load_model
     from isl.viz.belief import class_probabilities, plot_class_belief
-    from isl.checkpoints import kept_copies
     from isl.viz.density import density_map, plot_density
     from isl.viz.snapshots import write_gif
 
