@@ -11,7 +11,10 @@ A *record* is what a finished job's directory holds but its weights and pictures
 ``isl.report`` reads a records directory as it reads a sweep. Restored into ``runs/``, the sweep's
 own command finds its finished jobs there and only reports them (``isl.rundir``), so a sweep too
 long for one session goes on where the last one stopped; records already in ``runs/`` are left
-as they are.
+as they are. The one file written after a job finished, ``generation.csv`` (``isl.quality``
+appends the scores of its kept weights), is brought up to date in a record that holds an earlier
+state of it, in either direction: a record taken before the scoring is refreshed, and a newer
+file is never replaced by an older one.
 """
 
 from __future__ import annotations
@@ -27,23 +30,38 @@ from isl.sweeps import find_jobs
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS, SWEEPS = ROOT / "results", ROOT / "runs" / "multirun"
 NOT_KEPT = shutil.ignore_patterns("checkpoints", "*.ckpt", "*.png", "*.gif", "wandb", "report")
+APPENDED = "generation.csv"  # grows after the job's end, one row per scored copy of its weights
 
 
 def copy_finished(source: Path, dest: Path) -> list[str]:
     """Copy the record of every finished job under ``source`` to the same place under ``dest``,
-    unless ``dest`` has that job already; return the jobs copied."""
+    unless ``dest`` has that job already (then only bring its ``APPENDED`` file up to date);
+    return the jobs copied or brought up to date."""
     copied = []
     for job in find_jobs(source):
         name = job.relative_to(source)
-        if not (job / RESULT).is_file() or (dest / name).exists():
+        if not (job / RESULT).is_file():
             continue
-        shutil.copytree(job, dest / name, ignore=NOT_KEPT)
-        copied.append(name.as_posix())
+        if not (dest / name).exists():
+            shutil.copytree(job, dest / name, ignore=NOT_KEPT)
+            copied.append(name.as_posix())
+        elif _extends(job / APPENDED, dest / name / APPENDED):
+            shutil.copy2(job / APPENDED, dest / name / APPENDED)
+            copied.append(f"{name.as_posix()} ({APPENDED})")
     for name in ("multirun.yaml",):  # the sweep's own config, beside its jobs
         if (source / name).is_file() and not (dest / name).exists():
             dest.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source / name, dest / name)
     return copied
+
+
+def _extends(newer: Path, older: Path) -> bool:
+    """Whether ``newer`` holds all of ``older`` (absent: nothing) and more after it."""
+    if not newer.is_file():
+        return False
+    old = older.read_bytes() if older.is_file() else b""
+    new = newer.read_bytes()
+    return len(new) > len(old) and new.startswith(old)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.sweep} is not a directory")
     dest = args.to or (SWEEPS if args.restore else RESULTS) / args.sweep.resolve().name
     copied = copy_finished(args.sweep, dest)
-    print(f"{len(copied)} finished job(s) copied to {dest}" + "".join(f"\n  {c}" for c in copied))
+    print(f"{len(copied)} finished job(s) copied or brought up to date in {dest}" + "".join(f"\n  {c}" for c in copied))
     return 0
 
 

@@ -10,12 +10,11 @@ import pytest
 from isl import records, report
 from test_resume import RUN, command, run
 
-pytestmark = pytest.mark.slow
-
 SWEEP = ["name=kept", "seed=1,2", *[o for o in RUN if not o.startswith(("seed=", "budget.points"))],
          "budget.points=12000"]
 
 
+@pytest.mark.slow
 def test_records_keep_finished_jobs_without_weights_and_restore_to_resume(full_data_dir, tmp_path):
     runs = tmp_path / "runs"
     cmd = command(runs, *SWEEP, multirun=True)
@@ -50,3 +49,29 @@ def test_records_keep_finished_jobs_without_weights_and_restore_to_resume(full_d
     assert (second / "result.json").is_file()                         # the other one trained
     assert records.main([str(sweep), "--to", str(kept)]) == 0         # and is kept in its turn
     assert sorted(p.name for p in kept.iterdir() if p.is_dir()) == [first.name, second.name]
+
+
+def test_generation_scores_written_after_the_end_reach_the_record_and_are_never_undone(tmp_path):
+    sweep, kept = tmp_path / "runs" / "s", tmp_path / "results" / "s"
+    job = sweep / "0-curriculum=length,seed=1"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    (job / "result.json").write_text("{}")
+    (job / "generation.csv").write_text("points,recognised\n20100,0.002\n")
+    assert records.main([str(sweep), "--to", str(kept)]) == 0
+    assert (kept / job.name / "generation.csv").read_text() == (job / "generation.csv").read_text()
+    with (job / "generation.csv").open("a") as f:                     # isl.quality scores more copies
+        f.write("35895,0.012\n")
+    assert records.main([str(sweep), "--to", str(kept)]) == 0
+    assert (kept / job.name / "generation.csv").read_text().endswith("35895,0.012\n")
+    # Restoring an older record leaves the newer scores in runs/ as they are; a record without
+    # scores gets them, one with other scores is not touched.
+    (job / "generation.csv").write_text("points,recognised\n20100,0.002\n35895,0.012\n64921,0.016\n")
+    assert records.main([str(kept), "--restore", "--to", str(sweep)]) == 0
+    assert (job / "generation.csv").read_text().endswith("64921,0.016\n")
+    (kept / job.name / "generation.csv").unlink()
+    assert records.main([str(sweep), "--to", str(kept)]) == 0
+    assert (kept / job.name / "generation.csv").read_text().endswith("64921,0.016\n")
+    (job / "generation.csv").write_text("points,recognised\n20100,0.5\n20200,0.6\n")
+    records.main([str(sweep), "--to", str(kept)])
+    assert (kept / job.name / "generation.csv").read_text().endswith("64921,0.016\n")
