@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"({args.n} unprimed per copy, bias {args.bias:g})",
                          cell_title=lambda c: f"batches by {c[0]}, {c[1]}" + (f", {c[2]}" if c[2] else ""),
                          ylabel="fraction recognised", references={"real_recognised": "real test digits"},
-                         higher_is_better=True)
+                         higher_is_better=True, references_are="the same scorer on real test digits")
     text = table(cells, args.n) + f"Real test digits (first {len(test)}): {reference:.3f} recognised.\n"
     (out / "generation.md").write_text(f"# Generated digits along training: {args.sweep.name}\n\n{text}")
     print(text + f"figure: {figure}\ntable: {out / 'generation.md'}")

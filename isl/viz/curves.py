@@ -19,11 +19,13 @@ COLORS = {"regular": "black", "length": "tab:red", "classes": "tab:blue", "seque
 
 def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title: str = "",
                 cell_title=str, ylabel: str = "test RMSE (pixels)", yscale: str = "linear",
-                references: dict[str, str] | None = None, higher_is_better: bool = False) -> Path:
+                references: dict[str, str] | None = None, higher_is_better: bool = False,
+                references_are: str = "trivial predictors") -> Path:
     """Plot ``cells`` ({cell: {curriculum: Curve}}, as ``isl.sweeps.aggregate`` returns) to
     ``path``. ``references`` ({key of Curve.reference: label}) are drawn as labelled dashed
-    horizontal lines: what trivial predictors score on the same test set. ``regular``'s best is
-    its lowest value, or its highest where ``higher_is_better``."""
+    horizontal lines, named in the subtitle by ``references_are``: by default what trivial
+    predictors score on the same test set. ``regular``'s best is its lowest value, or its
+    highest where ``higher_is_better``."""
     n = len(cells)
     cols = 1 if n == 1 else 2 if n <= 4 else math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
@@ -64,7 +66,7 @@ def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title
     for ax in axes[:, 0]:
         ax.set_ylabel(ylabel + (" (log scale)" if yscale == "log" else ""))
     best = "; dotted: regular's best" if any("regular" in curves for curves in cells.values()) else ""
-    best += "; purple: trivial predictors" if references else ""
+    best += f"; purple: {references_are}" if references else ""
     fig.suptitle(f"{title}\nline: mean over seeds; band: {BAND} over seeds{best}",
                  fontsize=11 if cols > 1 else 10)
     fig.tight_layout()
