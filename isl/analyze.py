@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.checkpoint.is_file():
         print(f"error: checkpoint not found: {args.checkpoint}", file=sys.stderr)
         return 2
-    args.out = args.out or args.checkpoint.resolve().parent.parent / "figures"
+    job_dir = args.checkpoint.resolve().parent.parent
+    args.out = args.out or job_dir / "figures"
     from isl.checkpoints import kept_copies
     from isl.data.sources import local_mnist
     from isl.models.module import check_class_inputs, load_model
@@ -79,7 +80,6 @@ def main(argv: list[str] | None = None) -> int:
     if not draw_density:
         print("no density: trained without the prediction loss (model.prediction_weight=0), "
               "its mixture is not a prediction", file=sys.stderr)
-    job_dir = args.checkpoint.resolve().parent.parent
     copies = kept_copies(job_dir) if args.along else []
     if args.along and not (draw_density and copies):
         why = "its mixture is not a prediction" if not draw_density else \

@@ -68,10 +68,10 @@ def test_every_kept_copy_is_scored_once_and_seeds_align_by_kept_point(copies, sm
     args = [str(sweep), "--n", "20", "--data-dir", str(small_scorer.data_dir), "--mnist-dir", str(MNIST_DIR)]
 
     titles = []
-    monkeypatch.setattr(matplotlib.figure.Figure, "suptitle", lambda self, text, **kw: titles.append(text))
-    assert main(args) == 0
+    with monkeypatch.context() as patch:
+        patch.setattr(matplotlib.figure.Figure, "suptitle", lambda self, text, **kw: titles.append(text))
+        assert main(args) == 0
     assert "purple: the same scorer on real test digits" in titles[0]   # not "trivial predictors"
-    monkeypatch.undo()
     out = capsys.readouterr().out
     first = {job.name: rows(job) for job in sweep.glob("*-curriculum=*")}
     assert [len(r) for _, r in sorted(first.items())] == [3, 3, 3, 2]
