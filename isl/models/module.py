@@ -331,13 +331,18 @@ class SequenceMDN(L.LightningModule):
         generator = torch.Generator(device=self.device).manual_seed(seed + rank)
         total = torch.zeros(len(_SUMS), device=self.device)
         table = None if sequence_errors is None else torch.zeros(sequence_errors.shape, device=self.device)
-        for i, batch in enumerate(dataloader):
-            if i % world == rank:
-                batch = batch.to(self.device)
-                measured = self._measure(batch, generator, discrete=True, per_sequence=table is not None)
-                total += measured[1]
-                if table is not None:
-                    table.index_add_(0, batch.indices, measured[2])
+        # Evaluation observes, never steers: training draws its sampled-RMSE points (which the
+        # length curriculum steps on) from torch's global generator, and a DataLoader draws its
+        # base seed from it each time it is iterated; so the global state is put back as it was.
+        with torch.random.fork_rng(devices=[] if self.device.type == "cpu" else [self.device],
+                                   device_type=self.device.type):
+            for i, batch in enumerate(dataloader):
+                if i % world == rank:
+                    batch = batch.to(self.device)
+                    measured = self._measure(batch, generator, discrete=True, per_sequence=table is not None)
+                    total += measured[1]
+                    if table is not None:
+                        table.index_add_(0, batch.indices, measured[2])
         self.train(was_training)
         if table is not None:
             sequence_errors += self._sum_over_ranks(table).to(sequence_errors)
