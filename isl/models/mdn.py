@@ -99,15 +99,24 @@ class Mixture:
         """The mixture's expected offset, sum_j pi^j mu^j."""
         return (self.log_pi.exp().unsqueeze(-1) * self.mu).sum(dim=-2)
 
-    def sample(self, generator: torch.Generator | None = None, bias: float = 0.0) -> torch.Tensor:
+    def nll(self, target: torch.Tensor, mask: torch.Tensor, epsilon: float = 0.0) -> torch.Tensor:
+        """The training loss, eq. 25 (``prediction_loss``)."""
+        return prediction_loss(self, target, mask, epsilon)
+
+    def sample(self, generator: torch.Generator | None = None, bias: float = 0.0,
+               temperature: float = 1.0) -> torch.Tensor:
         """Draw one offset per position, (..., 2).
 
         ``bias`` >= 0 is Graves's biased sampling (section 5.4): sigma shrinks by exp(-bias),
-        weights come from the logits scaled by (1 + bias); 0 is plain sampling.
+        weights come from the logits scaled by (1 + bias); 0 is plain sampling. ``temperature``
+        T > 0 is sketch-rnn's (Ha & Eck 2017): log weights divided by T, variances times T; 1 is
+        plain sampling. Both may be given: the bias applies first.
         """
         log_pi, log_sigma = self.log_pi, self.log_sigma
         if bias:
             log_pi, log_sigma = torch.log_softmax(log_pi * (1 + bias), dim=-1), log_sigma - bias
+        if temperature != 1.0:
+            log_pi, log_sigma = torch.log_softmax(log_pi / temperature, dim=-1), log_sigma + 0.5 * math.log(temperature)
         j = torch.multinomial(log_pi.exp().reshape(-1, log_pi.shape[-1]), 1, generator=generator)
         j = j.reshape(log_pi.shape[:-1] + (1,))
         mu = self.mu.gather(-2, j.unsqueeze(-1).expand(*j.shape, 2)).squeeze(-2)
@@ -117,6 +126,14 @@ class Mixture:
         # Correlated pair from independent normals: x2 = rho z1 + sqrt(1 - rho^2) z2.
         z2 = rho * z[..., 0] + torch.sqrt(1 - rho ** 2) * z[..., 1]
         return mu + sigma * torch.stack([z[..., 0], z2], dim=-1)
+
+    def sample_row(self, generator: torch.Generator | None = None, temperature: float = 1.0,
+                   bias: float = 0.0) -> torch.Tensor:
+        """Draw the next row (..., 4): the offset (``sample``) and the two flags, each from its
+        Bernoulli with the logit divided by ``temperature`` (the bias leaves the flags alone)."""
+        xy = self.sample(generator, bias, temperature)
+        logits = torch.stack([self.eos_logit, self.eod_logit], -1) / temperature
+        return torch.cat([xy, torch.bernoulli(torch.sigmoid(logits), generator=generator)], dim=-1)
 
 
 _NODES, _Z_CLIP, _MASS_MIN = 16, 8.0, 1e-30

@@ -1,5 +1,6 @@
-"""SequenceMDN: a backbone (LSTM or feedforward) and the mixture-density head, trained to
-predict the next pen step, with the paper's metrics counted in sequence points processed."""
+"""SequenceMDN: a backbone (LSTM or feedforward) and a head, the mixture-density network of the
+paper (``model.head=mdn``) or the categorical moves head (``moves``), trained to predict the next
+pen step, with the paper's metrics counted in sequence points processed."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import torch.nn.functional as F
 from isl.checks import positive_int
 from isl.data.units import to_pixels, to_units
 from isl.models.backbones import BACKBONES, INPUT_SIZE
-from isl.models.mdn import RHO_BOUND, SIGMA_FLOOR_PX, Mixture, MixtureDensityHead, prediction_loss
+from isl.models.mdn import RHO_BOUND, SIGMA_FLOOR_PX, Mixture, MixtureDensityHead
 from isl.models.metrics import rmse_per_coordinate
+from isl.models.moves import Moves, MovesHead
 
 # Accumulated between log calls, as sums over points (or sequences, for accuracy); "bits" only
 # in evaluation (the discretised score costs a quadrature per component).
@@ -33,8 +35,10 @@ class SequenceMDN(L.LightningModule):
                  init_from: str | None = None, sigma_floor_px: float | None = SIGMA_FLOOR_PX,
                  rho_bound: float = RHO_BOUND, max_weight_penalty: float = 0.0, init: str = "torch",
                  nll_epsilon: float = 0.0, misalign_ffnn: bool = False, class_inputs: bool = False,
-                 lr_warmup_points: int = 0, lr_warmup_start: float = 0.0):
+                 lr_warmup_points: int = 0, lr_warmup_start: float = 0.0, head: str = "mdn"):
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"model.head must be one of {HEADS}, got {head!r}")
         if network not in BACKBONES:
             raise ValueError(f"model.network must be one of {sorted(BACKBONES)}, got {network!r}")
         for key, value in (("hidden", hidden), ("layers", layers), ("components", components)):
@@ -80,8 +84,9 @@ class SequenceMDN(L.LightningModule):
         # A class-conditional model (the paper's code's useClassInputVars) reads the one-hot
         # class beside every row, so that generation can be asked for a digit.
         self.backbone = BACKBONES[network](hidden, layers, INPUT_SIZE + classes * class_inputs)
-        self.head = MixtureDensityHead(hidden, components, classes, floor=sigma_floor_px is not None,
-                                       rho_bound=rho_bound)
+        self.head = (MovesHead(hidden, classes) if head == "moves" else
+                     MixtureDensityHead(hidden, components, classes, floor=sigma_floor_px is not None,
+                                        rho_bound=rho_bound))
         # Input units of dx, dy = (pixels - offset_shift) / offset_scale (pixels per unit): set
         # from the DataModule, saved with the checkpoint.
         self.register_buffer("offset_scale", torch.ones(2))
@@ -98,7 +103,7 @@ class SequenceMDN(L.LightningModule):
 
     # --- the network ------------------------------------------------------------------------
     def forward(self, steps: torch.Tensor, state=None,
-                classes: torch.Tensor | None = None) -> tuple[Mixture, object]:
+                classes: torch.Tensor | None = None) -> tuple[Mixture | Moves, object]:
         """Steps (B, T, 4) -> the predicted distribution of each next step, and the state.
         ``classes`` (B,): each sequence's digit, fed one-hot at every step; given to a
         class-conditional model (``model.class_inputs``) always and to any other never."""
@@ -119,13 +124,13 @@ class SequenceMDN(L.LightningModule):
         return labels if self.hparams.class_inputs else None
 
     @torch.no_grad()
-    def sample_step(self, mixture: Mixture, generator: torch.Generator | None = None,
-                    bias: float = 0.0) -> torch.Tensor:
-        """Draw the next step (..., 4) from a predicted distribution (offsets in input units)."""
-        xy = mixture.sample(generator, bias)
-        flags = torch.bernoulli(torch.sigmoid(torch.stack([mixture.eos_logit, mixture.eod_logit], -1)),
-                                generator=generator)
-        return torch.cat([xy, flags], dim=-1)
+    def sample_step(self, prediction: Mixture | Moves, generator: torch.Generator | None = None,
+                    bias: float = 0.0, temperature: float = 1.0) -> torch.Tensor:
+        """Draw the next step (..., 4) from a predicted distribution (offsets in input units);
+        ``temperature`` 1 and ``bias`` 0 sample plainly (see each head's ``sample_row``)."""
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        return prediction.sample_row(generator, temperature, bias)
 
     def to_pixels(self, xy: torch.Tensor) -> torch.Tensor:
         """Offsets (..., 2) in input units -> pixels."""
@@ -139,7 +144,9 @@ class SequenceMDN(L.LightningModule):
         """Take the data's input units, and express the sigma floor (pixels) in them."""
         self.offset_shift.copy_(shift)
         self.offset_scale.copy_(scale)
-        if self.hparams.sigma_floor_px is not None:
+        if self.hparams.head == "moves":
+            self.head.set_units(shift, scale)
+        elif self.hparams.sigma_floor_px is not None:
             self.head.log_sigma_min.copy_(torch.log(self.hparams.sigma_floor_px / self.offset_scale))
 
     @property
@@ -163,7 +170,7 @@ class SequenceMDN(L.LightningModule):
             # r // T), so row r's prediction is scored against another step's target.
             prediction = prediction.map(lambda t: t.transpose(0, 1).reshape(t.shape))
         target, mask = batch.steps[:, 1:], batch.mask[:, 1:]
-        nll = prediction_loss(prediction, target, mask, self.hparams.nll_epsilon)
+        nll = prediction.nll(target, mask, self.hparams.nll_epsilon)
         loss = self.hparams.prediction_weight * nll
         last = mixture.class_logits[torch.arange(len(batch), device=self.device), batch.lengths - 1]
         if self.hparams.class_loss_weight:  # the class at every step (the transfer task)
@@ -195,13 +202,16 @@ class SequenceMDN(L.LightningModule):
                 self.last_sequence_sums = sequences
         return (loss, sums, sequences) if per_sequence else (loss, sums)
 
-    def _bits(self, prediction: Mixture, target: torch.Tensor, mask: torch.Tensor,
+    def _bits(self, prediction: Mixture | Moves, target: torch.Tensor, mask: torch.Tensor,
               true_xy: torch.Tensor) -> torch.Tensor:
         """Sum over real points of -log2 P(step) with every part of a step discrete: the mass of
         the true offset's pixel cell (offset +- 0.5 px) times the two Bernoulli probabilities.
-        Bounded (P <= 1) and the same in every input unit, unlike a density."""
-        cell = torch.round(true_xy)
+        Bounded (P <= 1) and the same in every input unit, unlike a density. The moves head's
+        P(row) is already that (isl.models.moves)."""
         masked = prediction.map(lambda t: t[mask])
+        if isinstance(masked, Moves):
+            return -masked.log_prob(target[mask]).sum() / math.log(2)
+        cell = torch.round(true_xy)
         log_mass = masked.cell_log_mass(self.to_units(cell - 0.5), self.to_units(cell + 0.5))
         flags = target[mask][:, 2:]
         flag_nll = (F.binary_cross_entropy_with_logits(masked.eos_logit, flags[:, 0], reduction="sum")
@@ -299,7 +309,7 @@ class SequenceMDN(L.LightningModule):
     def _log_train(self) -> None:
         s = dict(zip(_SUMS, self._sum_over_ranks(self._sums).tolist()))
         now = time.perf_counter()
-        metrics = metric_means(s, "train")
+        metrics = metric_means(s, "train", density=self.hparams.head == "mdn")
         if self._clock is not None:
             seconds, points = now - self._clock[0], self.points_processed - self._clock[1]
             metrics["train/points_per_sec"] = points / seconds
@@ -346,7 +356,8 @@ class SequenceMDN(L.LightningModule):
         self.train(was_training)
         if table is not None:
             sequence_errors += self._sum_over_ranks(table).to(sequence_errors)
-        return metric_means(dict(zip(_SUMS, self._sum_over_ranks(total).tolist())), "test", discrete=True)
+        return metric_means(dict(zip(_SUMS, self._sum_over_ranks(total).tolist())), "test", discrete=True,
+                            density=self.hparams.head == "mdn")
 
     # --- optimisation -------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -422,6 +433,7 @@ class SequenceMDN(L.LightningModule):
 
 
 INITS = ("torch", "tf")
+HEADS = ("mdn", "moves")
 
 
 def tf_initialise(net: SequenceMDN) -> None:
@@ -470,14 +482,16 @@ def _rounded(tensors: list[torch.Tensor]) -> list:
     return [[round(v, 3) for v in t.tolist()] for t in tensors]
 
 
-def metric_means(sums: dict[str, float], prefix: str, discrete: bool = False) -> dict[str, float]:
+def metric_means(sums: dict[str, float], prefix: str, discrete: bool = False,
+                 density: bool = True) -> dict[str, float]:
     """Metric sums over points -> the logged means; RMSE in pixels per coordinate. ``loss`` is
-    the training objective (densities in input units); ``nll_px`` the prediction NLL per point
-    with the offset density in pixels (comparable across units); ``bits_per_point`` (with
-    ``discrete``) the discretised score."""
+    the training objective (densities in input units); ``nll_px`` (with ``density``: a head with
+    a density, the MDN) the prediction NLL per point with the offset density in pixels
+    (comparable across units); ``bits_per_point`` (with ``discrete``) the discretised score."""
     points, sequences = max(sums["points"], 1.0), max(sums["sequences"], 1.0)
     discretised = {f"{prefix}/bits_per_point": sums["bits"] / points} if discrete else {}
-    return {f"{prefix}/loss": sums["loss"] / points, f"{prefix}/nll_px": sums["nll_px"] / points,
+    nll_px = {f"{prefix}/nll_px": sums["nll_px"] / points} if density else {}
+    return {f"{prefix}/loss": sums["loss"] / points, **nll_px,
             **discretised,
             f"{prefix}/rmse_sampled": rmse_per_coordinate(sums["sq_err_sampled"], points),
             f"{prefix}/rmse_expected": rmse_per_coordinate(sums["sq_err_expected"], points),
