@@ -1,11 +1,12 @@
 """Generate digits from a trained next-step predictor, one pen step at a time.
 
     python -m isl.generate runs/<run>/checkpoints/last.ckpt --n 16 --out digits.png
-        [--seed 0] [--bias 0.0] [--whole-pixels] [--max-steps 100] [--prime K | --start X Y] [--digit D] [--cols 8] [--score]
+        [--seed 0] [--temperature 1.0] [--bias 0.0] [--whole-pixels] [--max-steps 100]
+        [--prime K | --start X Y] [--digit D] [--cols 8] [--score] [--save DIR]
 
 **How a digit is generated.** The network predicts the distribution of the next row
 ``dx dy eos eod`` from the rows so far (Graves 2013, section 4). Generation feeds it one row, draws
-the next row from its prediction (``SequenceMDN.sample_step``), feeds that row back in with the
+the next row from its prediction (``SequenceMDN.sample_step``; either head, ``model.head``), feeds that row back in with the
 LSTM state carried over, and so on until the drawn end-of-digit flag is 1 or the length limit is
 reached. All ``n`` digits run as one batch; each stops on its own.
 
@@ -14,7 +15,8 @@ never trained to predict (step t predicts step t + 1), so generation has to be g
 command draws each digit's start point from the start points of the 60,000 MNIST training
 sequences (``training_starts``; the builder starts a digit at the ink endpoint nearest the
 top-left corner), so the digits begin where digits begin, each at its own place, reproducibly
-under ``--seed``. ``--start X Y`` starts them all at one point instead. ``generate`` itself, given
+under ``--seed``; a digit asked for a class (``--digit``, a class-conditional model) starts where
+training digits of that class start. ``--start X Y`` starts them all at one point instead. ``generate`` itself, given
 no start, uses ``DEFAULT_START`` = (13, 8) pixels (1-based x, y), the median of those start
 points, and then needs no data. With ``prime`` the first rows, start point included, are those
 of real digits instead.
@@ -27,7 +29,12 @@ saw in training: a pen-lift row (eos = 1) carries no offset (``0 0 1 0``), and t
 eod = 1 is the end row ``0 0 1 1``. A digit cut at the length limit gets the end row appended,
 so every sequence ends with ``0 0 1 1``.
 
-**Biased sampling** (``bias`` >= 0, Graves section 5.4): standard deviations shrink by
+**Temperature** (``--temperature T`` > 0; 1, plain sampling, by default): the moves head divides
+its logits by T; the mixture-density head its log mixture weights and the end-of-stroke and
+end-of-digit logits, and multiplies its variances by T (sketch-rnn, Ha & Eck 2017). Below 1 the
+digits come out cleaner and less varied.
+
+**Biased sampling** (``bias`` >= 0, Graves section 5.4; the mixture-density head only): standard deviations shrink by
 ``exp(-bias)`` and mixture weights sharpen, giving cleaner, less varied digits; 0 samples plainly.
 The bias applies to the offsets only; the eos/eod flags are always drawn from their predicted
 probabilities.
@@ -49,6 +56,11 @@ without ``--digit`` the classes cycle through 0-9 (sequence i is asked for i mod
 sequences are ten of each); under ``--prime`` each sequence is given its real digit's label.
 ``--digit`` with a model that reads no class is refused.
 
+**Saving** (``--save DIR``): the digits in the published format, ``testimg-<i>-inputdata.txt``,
+and ``testlabels.txt`` holding the class each was asked for, when there is one, so that any
+scorer can read them (``python -m isl.score --sequences DIR``). The files hold whole pixels: a
+mixture-density digit's points are rounded to their pixels (as the scorer draws them).
+
 **Scoring** (``--score``): the digit scorer (``isl.score``) classifies the generated digits and
 prints its JSON line (with ``accuracy`` against the primed digits' labels under ``--prime``; for
 a class-conditional model, ``class_accuracy``: the fraction the scorer assigns to the class
@@ -61,10 +73,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from isl.data.published import write_generated
 from isl.data.sources import local_mnist
 from isl.checks import positive_int, positive_int_arg
 from isl.models.module import check_class_inputs, load_model
@@ -79,7 +93,8 @@ END_ROW = (0.0, 0.0, 1.0, 1.0)
 @torch.no_grad()
 def generate(model, n: int, generator: torch.Generator | None = None, bias: float = 0.0,
              max_steps: int = 100, prime: list[np.ndarray] | None = None,
-             start=DEFAULT_START, classes=None, whole_pixels: bool = False) -> list[np.ndarray]:
+             start=DEFAULT_START, classes=None, whole_pixels: bool = False,
+             temperature: float = 1.0) -> list[np.ndarray]:
     """Generate ``n`` stroke sequences with ``model`` (a SequenceMDN), one step at a time.
 
     Returns ``n`` float32 arrays (T, 4) of rows ``dx dy eos eod`` in pixels, row 0 the start
@@ -92,7 +107,8 @@ def generate(model, n: int, generator: torch.Generator | None = None, bias: floa
     makes the result reproducible; ``bias`` >= 0 sharpens the sampled offsets (Graves section 5.4).
     ``classes`` (n digits 0-9): the class each sequence is to be, for a class-conditional model
     (``model.class_inputs``), which needs them; any other takes none. ``whole_pixels`` rounds
-    each drawn offset to whole pixels before it is kept and fed back.
+    each drawn offset to whole pixels before it is kept and fed back; ``temperature`` > 0 (1:
+    plain sampling) tempers every draw (see the module docstring).
     """
     positive_int("n", n)
     if classes is not None:
@@ -103,6 +119,8 @@ def generate(model, n: int, generator: torch.Generator | None = None, bias: floa
                        else "generating without classes")
     if not bias >= 0:
         raise ValueError(f"bias must be >= 0, got {bias!r}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
     positive_int("max_steps", max_steps)
     if prime is None:
         if np.shape(start) not in ((2,), (n, 2)):
@@ -137,7 +155,7 @@ def generate(model, n: int, generator: torch.Generator | None = None, bias: floa
         t = 0  # x holds row t of every unfinished sequence
         while not all(done):
             mixture, state = model(units(x).unsqueeze(1), state, classes=conditioning)
-            drawn = model.sample_step(mixture, generator, bias).squeeze(1)
+            drawn = model.sample_step(mixture, generator, bias, temperature).squeeze(1)
             drawn = torch.cat([model.to_pixels(drawn[:, :2]), drawn[:, 2:]], dim=-1)  # (n, 4) pixels
             drawn = drawn.float().cpu()
             if whole_pixels:
@@ -174,12 +192,33 @@ def canonical(row: torch.Tensor) -> torch.Tensor:
     return row
 
 
-def training_starts(n: int, rng: np.random.Generator, source=None) -> np.ndarray:
+def training_starts(n: int, rng: np.random.Generator, source=None, classes=None) -> np.ndarray:
     """``n`` start points (x, y; 1-based pixels), each drawn at random from the start points of
-    ``source``'s training sequences (default: the MNIST build, ``local_mnist()``)."""
+    ``source``'s training sequences (default: the MNIST build, ``local_mnist()``); with
+    ``classes`` (n digits), sequence i's from the training digits of class ``classes[i]``: a 1
+    and a 0 start in different places, and a network asked for one needs its start."""
     train = (source or local_mnist()).load("train")
     starts = train.steps[train.starts[:-1], :2].astype(np.float32)
-    return starts[rng.integers(len(starts), size=n)]
+    if classes is None:
+        return starts[rng.integers(len(starts), size=n)]
+    classes = np.asarray(classes)
+    picked = np.empty((n, 2), dtype=np.float32)
+    for digit in np.unique(classes):
+        pool = starts[train.labels == digit]
+        if not len(pool):
+            raise ValueError(f"the training sequences hold no digit {digit} to take a start point from")
+        where = np.flatnonzero(classes == digit)
+        picked[where] = pool[rng.integers(len(pool), size=len(where))]
+    return picked
+
+
+def on_whole_pixels(sequence: np.ndarray) -> np.ndarray:
+    """A generated sequence with its points rounded to their pixels (offsets re-taken between
+    them), as published files hold them; whole-pixel sequences come back unchanged."""
+    points = np.rint(np.cumsum(np.asarray(sequence, dtype=np.float64)[:, :2], axis=0))
+    rows = np.asarray(sequence, dtype=np.float64).copy()
+    rows[:, :2] = np.diff(points, axis=0, prepend=0.0)
+    return rows
 
 
 def real_prefixes(k: int, n: int, source=None) -> tuple[list[np.ndarray], np.ndarray]:
@@ -209,8 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=positive_int_arg, default=16, help="digits to generate (default 16)")
     parser.add_argument("--out", required=True, help="PNG file to write")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="sampling temperature > 0 for either head (default 1: plain sampling)")
     parser.add_argument("--bias", type=float, default=0.0,
-                        help="sampling bias >= 0, Graves section 5.4 (default 0: plain sampling)")
+                        help="sampling bias >= 0 of the mixture-density head, Graves section 5.4 "
+                             "(default 0: plain sampling)")
     parser.add_argument("--whole-pixels", action="store_true",
                         help="round each drawn offset to whole pixels, as the data's are, before it "
                              "is fed back (default: kept as drawn, as the paper's code does)")
@@ -225,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the digit to draw, for a model trained with model.class_inputs=true "
                              "(default for one: digits 0-9 in turn)")
     parser.add_argument("--cols", type=positive_int_arg, default=8, help="digits per grid row (default 8)")
+    parser.add_argument("--save", type=Path, default=None, metavar="DIR",
+                        help="also write the digits to DIR in the published format (testimg-<i>-inputdata.txt, "
+                             "testlabels.txt with the classes asked for)")
     parser.add_argument("--score", action="store_true",
                         help="classify the generated digits with isl.score and print its JSON line")
     parser.add_argument("--data-dir", default=None,
@@ -235,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.bias < 0:
         parser.error("--bias must be >= 0")
+    if not args.temperature > 0:
+        parser.error("--temperature must be > 0")
     if args.prime is not None and not 1 <= args.prime <= args.max_steps:
         parser.error("--prime must be between 1 and --max-steps")
     if args.prime is not None and args.start is not None:
@@ -243,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--digit and --prime exclude each other: a primed digit is given its real digit's class")
 
     model = load_model(args.checkpoint, args.device)
+    if args.bias and model.hparams.head != "mdn":
+        parser.error(f"--bias sharpens the mixture-density head; this model has model.head="
+                     f"{model.hparams.head}: use --temperature below 1")
     if args.digit is not None:
         try:
             check_class_inputs(model, True, "--digit", args.checkpoint)
@@ -254,10 +304,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.prime is not None:
         prime, labels = real_prefixes(args.prime, args.n, source)
         primed = [len(p) for p in prime]
-    start = args.start or training_starts(args.n, np.random.default_rng(args.seed), source)
     classes = asked_classes(model, args.n, args.digit, labels)
+    start = args.start or training_starts(args.n, np.random.default_rng(args.seed), source,
+                                          None if prime is not None else classes)
     sequences = generate(model, args.n, generator, bias=args.bias, max_steps=args.max_steps,
-                         prime=prime, start=start, classes=classes, whole_pixels=args.whole_pixels)
+                         prime=prime, start=start, classes=classes, whole_pixels=args.whole_pixels,
+                         temperature=args.temperature)
     if prime is None:
         titles = [f"{len(s)} rows" for s in sequences]
         if classes is not None:
@@ -266,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
         titles = [f"{label}: {k}+{len(s) - k}" for label, k, s in zip(labels, primed, sequences)]
     path = save_grid(sequences, titles, args.out, args.cols, primed)
     print(f"generated {len(sequences)} digits: {path}")
+    if args.save:
+        folder = write_generated([on_whole_pixels(s) for s in sequences], args.save, classes)
+        print(f"saved in the published format: {folder}")
     if args.score:
         from isl.score import load_classifier, score
         result = score(load_classifier(source), sequences, labels, classes)

@@ -1,11 +1,12 @@
 """Generation quality along training: the digit scorer on the weights a sweep kept on its way.
 
-    python -m isl.quality runs/multirun/experiment-exp4 [--n 500] [--seed 0] [--bias 0] [--out DIR]
+    python -m isl.quality runs/multirun/experiment-exp4 [--n 500] [--seed 0] [--temperature 1] [--bias 0] [--out DIR]
 
 **What is measured.** For every job of the sweep (``isl.sweeps``) and every copy of its weights
 kept along training (``checkpoint.keep_per_decade``: ``checkpoints/points-<points>.ckpt``), ``n``
 unprimed digits are generated (``isl.generate``: start points drawn from the training digits',
-the same starts and random stream for every copy, under ``--seed``) and scored (``isl.score``):
+the same starts and random stream for every copy, under ``--seed``; a class-conditional model's
+from training digits of the class asked for) at ``--temperature`` and scored (``isl.score``):
 the fraction *recognised* (top digit probability >= 0.9), the mean top probability and, for a
 class-conditional model (asked for 0-9 in turn), the fraction drawn as the class asked for; and,
 to tell placement from shape (``isl.score``), the fraction recognised once centred on the canvas
@@ -45,7 +46,9 @@ from isl.sweeps import Curve, find_jobs, load_job, load_yaml, mark_variants, ord
 from isl.viz.curves import plot_curves
 
 SCORES = "generation.csv"
-SETTINGS = ("n", "seed", "bias", "max_steps")
+SETTINGS = ("n", "seed", "bias", "max_steps", "temperature")
+# What a setting was before it had a column (generation.csv files written before it existed).
+BEFORE = {"temperature": 1.0}
 METRICS = ("recognised", "mean_top_probability", "class_accuracy", "recognised_centred", "off_canvas")
 FIELDS = ("points", *SETTINGS, *METRICS)
 
@@ -55,23 +58,25 @@ def read_scores(path: Path, settings: dict) -> dict[int, dict[str, float]]:
     if not path.is_file():
         return {}
     with path.open(newline="") as f:
-        rows = [r for r in csv.DictReader(f) if all(float(r[k]) == float(settings[k]) for k in SETTINGS)]
+        rows = [r for r in csv.DictReader(f)
+                if all(float(r.get(k) or BEFORE[k]) == float(settings[k]) for k in SETTINGS)]
     return {int(r["points"]): {m: float(r[m]) if r[m] else np.nan for m in METRICS} for r in rows}
 
 
-def score_copy(checkpoint: Path, scorer, starts: np.ndarray, settings: dict) -> dict[str, float]:
-    """The scores of ``settings["n"]`` unprimed digits generated from ``checkpoint``."""
+def score_copy(checkpoint: Path, scorer, starts: dict[bool, np.ndarray], settings: dict) -> dict[str, float]:
+    """The scores of ``settings["n"]`` unprimed digits generated from ``checkpoint``; ``starts``
+    by whether the model is class-conditional (see ``main``)."""
     model = load_model(checkpoint)
     n = settings["n"]
     classes = asked_classes(model, n)
     generator = torch.Generator().manual_seed(settings["seed"])
     digits = generate(model, n, generator, bias=settings["bias"], max_steps=settings["max_steps"],
-                      start=starts, classes=classes)
+                      start=starts[classes is not None], classes=classes, temperature=settings["temperature"])
     result = score(scorer, digits, classes=classes)
     return {m: result.get(m, np.nan) for m in METRICS}
 
 
-def score_job(job_dir: Path, scorer, starts: np.ndarray, settings: dict, echo=print) -> dict[int, dict[str, float]]:
+def score_job(job_dir: Path, scorer, starts: dict[bool, np.ndarray], settings: dict, echo=print) -> dict[int, dict[str, float]]:
     """Every kept copy of ``job_dir`` scored under ``settings``: those in its ``generation.csv``
     read back, the others scored now and appended to it one by one."""
     path = job_dir / SCORES
@@ -157,7 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sweep", type=Path, help="the sweep directory (runs/multirun/<sweep>)")
     parser.add_argument("--n", type=positive_int_arg, default=500, help="digits per kept copy (default 500)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the starts and the sampling (default 0)")
-    parser.add_argument("--bias", type=float, default=0.0, help="sampling bias >= 0 (default 0)")
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="sampling temperature > 0 (default 1: plain sampling)")
+    parser.add_argument("--bias", type=float, default=0.0,
+                        help="sampling bias >= 0, mixture-density heads only (default 0)")
     parser.add_argument("--max-steps", type=positive_int_arg, default=100, help="most rows per digit (default 100)")
     parser.add_argument("--out", type=Path, help="where to write (default: <sweep>/report)")
     parser.add_argument("--data-dir", default=None,
@@ -167,9 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.bias < 0:
         parser.error("--bias must be >= 0")
+    if not args.temperature > 0:
+        parser.error("--temperature must be > 0")
     if not args.sweep.is_dir():
         parser.error(f"no sweep directory at {args.sweep}")
-    settings = {"n": args.n, "seed": args.seed, "bias": args.bias, "max_steps": args.max_steps}
+    settings = {"n": args.n, "seed": args.seed, "bias": args.bias, "max_steps": args.max_steps,
+                "temperature": args.temperature}
     out = args.out or args.sweep / "report"
     job_dirs = [d for d in find_jobs(args.sweep, skip=out) if kept_copies(d)]
     if not job_dirs:
@@ -179,7 +190,11 @@ def main(argv: list[str] | None = None) -> int:
 
     source = local_mnist(args.data_dir, args.mnist_dir)
     scorer = load_classifier(source)
-    starts = training_starts(args.n, np.random.default_rng(args.seed), source)
+    # Unconditional models start where training digits start; class-conditional ones (asked for
+    # 0-9 in turn, asked_classes) where training digits of the class asked for start.
+    starts = {conditional: training_starts(args.n, np.random.default_rng(args.seed), source,
+                                           np.arange(args.n) % 10 if conditional else None)
+              for conditional in (False, True)}
     test = source.load("test", args.n)
     reference = score(scorer, [test.sequence(i) for i in range(len(test))])["recognised"]
     scores = {d: score_job(d, scorer, starts, settings) for d in job_dirs}
@@ -187,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     cells = curves(args.sweep, scores, reference)
     out.mkdir(parents=True, exist_ok=True)
     figure = plot_curves(cells, "recognised", out / "generation.png", title=f"Generated digits recognised "
-                         f"({args.n} unprimed per copy, bias {args.bias:g})",
+                         f"({args.n} unprimed per copy, temperature {args.temperature:g}, bias {args.bias:g})",
                          cell_title=lambda c: f"batches by {c[0]}, {c[1]}" + (f", {c[2]}" if c[2] else ""),
                          ylabel="fraction recognised", references={"real_recognised": "real test digits"},
                          higher_is_better=True, references_are="the same scorer on real test digits")

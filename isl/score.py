@@ -1,11 +1,13 @@
 """Score stroke sequences as digits: draw them as 28x28 images and classify those.
 
     python -m isl.score --split test --n 1000           # real test sequences
-    python -m isl.score --sequences DIR [--split test]  # files in the published format
+    python -m isl.score --sequences DIR [--split test]  # files in the published format (with or
+                                                        # without labels: isl.generate --save)
     python -m isl.generate CKPT --n 500 --out digits.png --score
 
 Each prints one JSON line: ``n``; ``accuracy`` (where labels are known: the fraction whose
-predicted class is their label); ``recognised``, the fraction whose top digit probability is
+predicted class is their label; for digits saved by ``isl.generate --save`` from a
+class-conditional model the labels are the classes asked for); ``recognised``, the fraction whose top digit probability is
 >= 0.9; ``mean_top_probability``; and ``class_counts``, how many are predicted as each digit
 and as ``none`` (not a digit). For digits generated as asked classes (a class-conditional
 model), ``class_accuracy``: the fraction predicted as the class asked for, and, where several
@@ -58,7 +60,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from isl.checkpoints import atomic_write
-from isl.data.published import read_published
+from isl.data.published import read_generated
 from isl.data.sequences import DataFormatError, StrokeSet
 from isl.data.sources import MnistSource, local_mnist
 from isl.scribbles import scribbles
@@ -275,14 +277,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # on stderr: stdout is the JSON
     source = local_mnist(args.data_dir, args.mnist_dir)
     try:
-        strokes = (read_published(args.sequences, args.split, limit=args.n) if args.sequences
-                   else source.load(args.split, args.n))
+        if args.sequences:  # a folder without labels (generated digits) is scored without accuracy
+            sequences, labels = read_generated(args.sequences, args.split, limit=args.n)
+        else:
+            strokes = source.load(args.split, args.n)
+            sequences, labels = [strokes.sequence(i) for i in range(len(strokes))], strokes.labels
     except DataFormatError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     model = load_classifier(source)
-    sequences = [strokes.sequence(i) for i in range(len(strokes))]
-    print(json.dumps(score(model, sequences, strokes.labels)))
+    print(json.dumps(score(model, sequences, labels)))
     return 0
 
 

@@ -217,3 +217,79 @@ def test_the_cli_draws_digits_from_a_real_checkpoint(full_data_dir, scorer, tmp_
     unprimed = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert unprimed["n"] == 8 and "accuracy" not in unprimed  # unprimed digits have no label
     assert unprimed["reached_max_steps"] == 1.0 and unprimed["mean_rows"] == 2   # start + end row
+
+
+def moves_model(seed: int = 0) -> SequenceMDN:
+    """An untrained small LSTM with the moves head, in MNIST's range units."""
+    torch.manual_seed(seed)
+    model = SequenceMDN(hidden=32, layers=2, head="moves")
+    model.set_units(torch.tensor([-17.0, -17.0]), torch.tensor([34.0, 34.0]))
+    return model
+
+
+def test_the_moves_head_generates_whole_pixel_rows_of_the_data_form():
+    out = generate(moves_model(), 20, seeded(), max_steps=60)
+    rows = np.concatenate([s[1:] for s in out])
+    assert np.array_equal(rows, np.round(rows))                      # whole pixels, no rounding asked
+    lift = rows[:, 2] == 1
+    assert (rows[lift, :2] == 0).all() and (np.abs(rows[:, :2]) <= 27).all()
+    assert all(tuple(s[-1]) == END_ROW for s in out)
+
+
+def test_a_lower_temperature_draws_the_likelier_rows():
+    """At T < 1 the drawn rows are those the model gives more probability: their mean log P
+    (by the model itself, fed the rows drawn) rises as T falls, for either head."""
+    for model in (moves_model(seed=1), small_model(seed=1)):
+        mean_log_p = []
+        for temperature in (1.5, 1.0, 0.3):
+            out = generate(model, 40, seeded(2), max_steps=30, temperature=temperature)
+            log_p = []
+            for steps in out:
+                x = torch.from_numpy(steps).clone()
+                x[:, :2] = model.to_units(x[:, :2])
+                prediction, _ = model(x[None])
+                if model.hparams.head == "moves":
+                    log_p.append(prediction.map(lambda t: t[0, :-1]).log_prob(x[1:]).mean().item())
+                else:
+                    log_p.append(-prediction.map(lambda t: t[:, :-1]).nll(x[None, 1:], torch.ones(1, len(x) - 1,
+                                                                                             dtype=torch.bool)).item())
+            mean_log_p.append(np.mean(log_p))
+        assert mean_log_p[0] < mean_log_p[1] < mean_log_p[2], (model.hparams.head, mean_log_p)
+
+
+def test_a_bias_is_refused_for_the_moves_head_and_a_temperature_must_be_positive():
+    with pytest.raises(ValueError, match="temperature below 1"):
+        generate(moves_model(), 2, seeded(), bias=1.0)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        generate(moves_model(), 2, seeded(), temperature=0.0)
+
+
+def test_a_class_conditional_start_is_drawn_from_training_digits_of_that_class(real_source):
+    train = real_source.load("train")
+    starts = train.steps[train.starts[:-1], :2]
+    classes = np.arange(300) % 10
+    drawn = training_starts(300, np.random.default_rng(0), real_source, classes)
+    for digit in range(10):
+        of_class = {tuple(p) for p in starts[train.labels == digit].tolist()}
+        assert {tuple(p) for p in drawn[classes == digit].astype(int).tolist()} <= of_class
+    ones, zeros = drawn[classes == 1], drawn[classes == 0]
+    assert ones[:, 0].mean() > zeros[:, 0].mean() + 1   # a 1 starts further right than a 0
+
+
+def test_saved_digits_read_back_in_the_published_format_with_and_without_labels(tmp_path):
+    from isl.data.published import read_generated, write_generated
+    from isl.generate import on_whole_pixels
+    out = generate(small_model(seed=3), 5, seeded(), max_steps=20)
+    whole = [on_whole_pixels(s) for s in out]
+    # Rounded points: each drawn point lands on the pixel it was drawn in.
+    for s, w in zip(out, whole):
+        assert np.array_equal(np.cumsum(w[:, :2], 0), np.rint(np.cumsum(s[:, :2].astype(np.float64), 0)))
+    write_generated(whole, tmp_path / "plain")
+    sequences, labels = read_generated(tmp_path / "plain")
+    assert labels is None and len(sequences) == 5
+    assert all(np.array_equal(a, b) for a, b in zip(sequences, whole))
+    write_generated(whole, tmp_path / "asked", labels=[3, 1, 4, 1, 5])
+    assert (tmp_path / "asked" / "testimg-4-inputdata.txt").is_file()
+    assert read_generated(tmp_path / "asked")[1].tolist() == [3, 1, 4, 1, 5]
+    with pytest.raises(ValueError, match="off the whole pixels"):
+        write_generated(out, tmp_path / "floats")

@@ -286,3 +286,44 @@ def write_published(strokes: StrokeSet, out_dir: str | Path, split: str,
                 f.write(text)
     with open(labels_path, "w" if first_index == 0 else "a", newline="\n") as f:
         f.write("".join(f"{label}\n" for label in strokes.labels.tolist()))
+
+
+def write_generated(sequences: list[np.ndarray], out_dir: str | Path, labels=None, split: str = "test") -> Path:
+    """Generated sequences (integer rows) as published ``{split}img-<i>-inputdata.txt`` files and,
+    given ``labels`` (e.g. the class each was asked for), ``{split}labels.txt``: what
+    ``read_generated`` and any reader of the published inputdata files take."""
+    _check_split(split)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for i, steps in enumerate(sequences):
+        steps = np.asarray(steps)
+        if not np.array_equal(steps, np.round(steps)):
+            raise ValueError(f"sequence {i} has offsets off the whole pixels: the published files hold integers")
+        check_sequence(steps, f"sequence {i}")
+        (out / f"{split}img-{i}-inputdata.txt").write_text("".join(_lines(steps.astype(np.int64))), encoding="ascii")
+    if labels is not None:
+        if len(labels) != len(sequences):
+            raise ValueError(f"{len(labels)} labels for {len(sequences)} sequences")
+        (out / f"{split}labels.txt").write_text("".join(f"{int(label)}\n" for label in labels))
+    return out
+
+
+def read_generated(folder: str | Path, split: str = "test",
+                   limit: int | None = None) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """The sequences of a folder of published inputdata files and their labels: all that
+    ``{split}labels.txt`` lists, or, where the folder has none (generated digits asked for no
+    class), every ``{split}img-<i>-inputdata.txt`` from i = 0 on, with no labels (None)."""
+    folder = _sequence_folder(Path(folder), split)
+    if (folder / f"{split}labels.txt").exists():
+        strokes = _read_folder(folder, split, limit)
+        return [strokes.sequence(i) for i in range(len(strokes))], strokes.labels
+    sequences = []
+    while limit is None or len(sequences) < limit:
+        path = folder / f"{split}img-{len(sequences)}-inputdata.txt"
+        if not path.is_file():
+            break
+        sequences.append(read_inputdata(path))
+    if not sequences:
+        raise DataFormatError(folder / f"{split}img-0-inputdata.txt",
+                              f"no {split}labels.txt and no sequence files in the folder")
+    return sequences, None
