@@ -116,3 +116,13 @@ def test_a_checkpoint_from_elsewhere_is_refused_naming_the_alternatives(tmp_path
                  "--ckpt_path", str(tmp_path / "other.ckpt"))
     assert result.returncode != 0
     assert "--ckpt_path last" in result.stderr and "--model.init_args.init_from" in result.stderr
+
+
+def test_the_moves_head_from_the_command_line_of_the_shipped_config(tmp_path):
+    result = cli("--config", str(small("example", tmp_path, "moves", 3000, 1000)),
+                 "--model.init_args.head", "moves")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = list(csv.DictReader((tmp_path / "moves" / "metrics.csv").open()))
+    assert "head: moves" in (tmp_path / "moves" / "config.yaml").read_text()
+    final = [r for r in rows if r["test/loss"]][-1]
+    assert "test/nll_px" not in rows[0] and float(final["test/bits_per_point"]) > 0

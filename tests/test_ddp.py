@@ -86,10 +86,11 @@ def test_a_stream_saved_on_one_number_of_processes_goes_on_whole_on_another(befo
 
 @pytest.mark.slow
 @needs_mnist
-def test_a_run_over_two_cpu_processes(tmp_path):
+@pytest.mark.parametrize("head", ["mdn", "moves"])
+def test_a_run_over_two_cpu_processes(tmp_path, head):
     env = {**os.environ, "ISL_MNIST_DIR": str(MNIST_DIR)}
     result = preloaded.run(
-        [sys.executable, "run.py", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+        [sys.executable, "run.py", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", f"model.head={head}",
          "curriculum=length", "curriculum.threshold=50",  # easy: untrained RMSE is ~40 px
          "budget.points=20000", "budget.eval_every=10000", "data.num_train=500",
          "data.num_test=100", "trainer.log_every_n_steps=5", f"paths.runs_dir={tmp_path}"],

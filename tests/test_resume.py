@@ -98,8 +98,9 @@ def wholes(full_data_dir, tmp_path_factory):
     return whole
 
 
-@pytest.mark.parametrize("overrides, curriculum", [(RUN, "length"), (WARMUP, "lengthwarmup")],
-                         ids=["length", "warmups"])
+@pytest.mark.parametrize("overrides, curriculum", [(RUN, "length"), (WARMUP, "lengthwarmup"),
+                                                   ([*RUN, "model.head=moves"], "length")],
+                         ids=["length", "warmups", "moves-head"])
 def test_a_run_killed_mid_training_resumes_to_the_same_metrics(full_data_dir, wholes, tmp_path, overrides,
                                                                curriculum):
     whole, out = wholes(overrides)
