@@ -70,6 +70,11 @@ def _flat(tree, prefix="") -> dict:
     return out
 
 
+class OtherConfigError(ValueError):
+    """The directory holds a run started with another config: the command is refused, and the
+    run there is left as it was (no error.txt: it did not fail)."""
+
+
 @dataclass
 class Start:
     checkpoint: Path | None = None   # resume from here
@@ -88,7 +93,7 @@ def prepare(out_dir: Path, current: dict, budget: int, rename: str = "name=<new 
     if saved_path.is_file():
         saved = yaml.safe_load(saved_path.read_text()) or {}
         if changed := _differences(saved, current):
-            raise ValueError(
+            raise OtherConfigError(
                 f"{out_dir} holds a run started with another config ({'; '.join(changed[:5])}"
                 f"{'; ...' if len(changed) > 5 else ''}). Resuming it would mix two experiments: "
                 f"give this one its own directory with {rename}, or delete {out_dir} to "

@@ -106,3 +106,4 @@ def test_a_directory_is_never_resumed_with_another_config(full_data_dir, tmp_pat
     assert "holds a run started with another config (model.hidden: 8 -> 16)" in output
     assert "name=<new name>" in output
     assert (tmp_path / "same" / "result.json").is_file()            # the first run is untouched
+    assert not (tmp_path / "same" / "error.txt").exists()            # and a report counts it finished
