@@ -87,6 +87,9 @@ COLUMNS = ["batching", "model", "variant", "test_protocol", "curriculum", "seeds
                                                             "points_to_reach_regular_best", "vs_regular")),
            "final_accuracy_mean", "final_accuracy_std", "best_accuracy", "best_accuracy_points",
            "points_to_reach_scratch_best", "accuracy_gain", *REFERENCES]
+NO_DENSITY = ("NLL in pixels is left empty (—) for runs with the categorical moves head "
+              "(`model.head=moves`): it has no density, so no number there would compare with a "
+              "density's; bits per point compares both heads.")
 SCRATCH = "from scratch"  # the baseline line of a transfer sweep (task=classify)
 ALONG = {"rmse_sampled": "RMSE (sampled)", "rmse_expected": "RMSE (expected value)", "accuracy": "accuracy"}
 
@@ -407,6 +410,8 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", ysca
             md += [f"## {cell_title(cell)}", "", *markdown_table(rows, "regular" in curves), ""]
             if likelihood := likelihood_table(rows, "regular" in curves):
                 md += ["Proper scores (lower is better):", "", *likelihood, ""]
+                if any("final_bits_per_point" in r and "final_nll_px" not in r for r in rows):
+                    md += [NO_DENSITY, ""]
             md += reference_table(next(iter(curves.values())).reference)
         for curve in curves.values():
             md += [f"**Warning** ({curve.curriculum}): {w}" for w in curve.warnings]

@@ -27,11 +27,12 @@ COLUMNS = ["curriculum/stage", "lr", "points", "step", "test/accuracy", "test/lo
 def write_job(sweep: Path, num: int, curriculum: str, batching: str, model: str, seed: int,
               points=None, rmse=None, error: str | None = None, extra: tuple = (),
               finished: bool = True, source: str | None = None, accuracy=None,
-              budget: dict | None = None, arm: str | None = None) -> Path:
+              budget: dict | None = None, arm: str | None = None, density: bool = True) -> Path:
     """A job directory as Hydra and the CSV logger write it; expected RMSE is half the sampled,
     NLL in pixels a tenth of it minus 1, bits a fifth; ``reference.json`` holds REFERENCE.
     With ``source``, a classifier of a transfer sweep started from that predictor; with ``arm``,
-    a job of experiment=warmup, whose arm (not the command line) chose the curriculum."""
+    a job of experiment=warmup, whose arm (not the command line) chose the curriculum; without
+    ``density``, a run whose head has none (model.head=moves): no NLL in pixels."""
     overrides = [f"curriculum={curriculum}", f"batching={batching}", f"model={model}",
                  f"seed={seed}", "experiment=grid", *extra]
     if arm:
@@ -63,7 +64,7 @@ def write_job(sweep: Path, num: int, curriculum: str, batching: str, model: str,
                                      "train/loss": 1.0, "train/rmse_sampled": r + 0.5,
                                      "train/rmse_expected": r / 2, "train/accuracy": 0.1})
                 writer.writerow({"points": float(p), "step": step, "test/loss": 1.0, "test/accuracy": a,
-                                 "test/nll_px": r / 10 - 1, "test/bits_per_point": r / 5,
+                                 "test/nll_px": r / 10 - 1 if density else "", "test/bits_per_point": r / 5,
                                  "test/rmse_sampled": r, "test/rmse_expected": r / 2,
                                  "time/eval_sec": 0.1, "time/wall_sec": step})
         (job / "reference.json").write_text(json.dumps(REFERENCE))
@@ -302,6 +303,22 @@ def test_overrides_that_differ_split_cells(tmp_path):
     for threshold in ("3", "4"):  # finals: sampled, expected = half, bits = a fifth (write_job)
         assert (f"| lstm, batching=sequences, curriculum.threshold={threshold} | 4.000 / 2.000 / 0.800 | "
                 "length | 1.000 / 0.500 / 0.200 | 2.0× | 75.0% |") in summary
+
+
+def test_a_head_without_a_density_leaves_its_nll_empty_and_says_why(tmp_path):
+    for num, head in enumerate(("mdn", "moves")):
+        for k, curriculum in enumerate(("regular", "length")):
+            write_job(tmp_path, 2 * num + k, curriculum, "sequences", "lstm", 1, P1, [10, 8, 6, 5, 4 - k],
+                      extra=(f"model.head={head}",), density=head == "mdn")
+    out = report.write_report(tmp_path)
+    rows = {(r["variant"], r["curriculum"]): r for r in csv.DictReader((out / "summary.csv").open())}
+    assert rows[("model.head=mdn", "length")]["final_nll_px"] == "-0.7"
+    assert rows[("model.head=moves", "length")]["final_nll_px"] == ""           # empty, not a number
+    assert rows[("model.head=moves", "length")]["final_bits_per_point"] == "0.6"
+    summary = (out / "summary.md").read_text()
+    moves = summary[summary.index("## lstm, batching=sequences, model.head=moves"):]
+    assert "| length | — | — | — | — | 0.600 |" in moves and report.NO_DENSITY in moves
+    assert report.NO_DENSITY not in summary[:summary.index("## lstm, batching=sequences, model.head=moves")]
 
 
 def test_one_cell_has_no_side_by_side_table(tmp_path):
