@@ -12,6 +12,14 @@ class-conditional model (asked for 0-9 in turn), the fraction drawn as the class
 to tell placement from shape (``isl.score``), the fraction recognised once centred on the canvas
 and the fraction with ink off it.
 
+**The digits behind the scores.** For a finished job, the digits generated from its last kept
+copy (the end of its budget) are kept in ``generated/<set>.tar.gz`` (the ``isl.generate --save``
+folder, packed): ``unprimed-t1`` for 500 unprimed digits at temperature 1 and ``--seed 0``,
+``conditional-t1`` for a class-conditional model's 1,000 (``--n-conditional``: 100 asked for each
+class), other settings named after them (``unprimed-t0.7``, ``-bias1``, ``-n200``, ``-seed3``,
+``-max50``). ``isl.records`` keeps them, so the scores can be checked by any recogniser
+(``python -m isl.score --sequences DIR`` on the unpacked folder).
+
 **Resumable.** Each copy's scores are appended to the job's ``generation.csv`` as soon as they
 exist, with the settings they were made with; a later call scores only the copies (and settings)
 not yet there, so the same command follows a running sweep and survives a kill.
@@ -29,7 +37,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
+import tarfile
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +48,9 @@ import torch
 
 from isl.checkpoints import kept_copies
 from isl.checks import positive_int_arg
+from isl.data.published import write_generated
 from isl.data.sources import local_mnist
+from isl.files import atomic_write
 from isl.generate import asked_classes, generate, training_starts
 from isl.models.module import load_model
 from isl.schedule import log_spaced
@@ -63,28 +76,67 @@ def read_scores(path: Path, settings: dict) -> dict[int, dict[str, float]]:
     return {int(r["points"]): {m: float(r[m]) if r[m] else np.nan for m in METRICS} for r in rows}
 
 
-def score_copy(checkpoint: Path, scorer, starts: dict[bool, np.ndarray], settings: dict) -> dict[str, float]:
-    """The scores of ``settings["n"]`` unprimed digits generated from ``checkpoint``; ``starts``
-    by whether the model is class-conditional (see ``main``)."""
+def conditional(job_dir: Path) -> bool:
+    """Whether the job's model is class-conditional (``model.class_inputs``)."""
+    return bool((load_yaml(job_dir / ".hydra" / "config.yaml").get("model") or {}).get("class_inputs", False))
+
+
+def set_name(settings: dict, class_inputs: bool) -> str:
+    """The name of a set of generated digits (see the module docstring)."""
+    standard = {"n": 1000 if class_inputs else 500, "seed": 0, "bias": 0.0, "max_steps": 100}
+    extras = [f"{label}{settings[key]:g}" for key, label in (("bias", "bias"), ("n", "n"), ("seed", "seed"),
+                                                              ("max_steps", "max"))
+              if float(settings[key]) != standard[key]]
+    return "-".join([f"{'conditional' if class_inputs else 'unprimed'}-t{settings['temperature']:g}", *extras])
+
+
+def generate_copy(checkpoint: Path, starts: dict[bool, np.ndarray], settings: dict):
+    """(``settings["n"]`` unprimed digits generated from ``checkpoint``, the classes they were
+    asked for or None); ``starts`` by whether the model is class-conditional (see ``main``)."""
     model = load_model(checkpoint)
-    n = settings["n"]
-    classes = asked_classes(model, n)
+    classes = asked_classes(model, settings["n"])
     generator = torch.Generator().manual_seed(settings["seed"])
-    digits = generate(model, n, generator, bias=settings["bias"], max_steps=settings["max_steps"],
-                      start=starts[classes is not None], classes=classes, temperature=settings["temperature"])
-    result = score(scorer, digits, classes=classes)
-    return {m: result.get(m, np.nan) for m in METRICS}
+    digits = generate(model, settings["n"], generator, bias=settings["bias"], max_steps=settings["max_steps"],
+                      start=starts[classes is not None][:settings["n"]], classes=classes,
+                      temperature=settings["temperature"])
+    return digits, classes
+
+
+def save_set(path: Path, digits: list[np.ndarray], classes) -> None:
+    """``digits`` as the ``isl.generate --save`` folder, packed into ``path`` (.tar.gz)."""
+    from isl.generate import on_whole_pixels
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_generated([on_whole_pixels(d) for d in digits], Path(tmp) / path.name.split(".")[0],
+                                 classes)
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            tar.add(folder, arcname=folder.name)
+    atomic_write(path, buffer.getvalue())
 
 
 def score_job(job_dir: Path, scorer, starts: dict[bool, np.ndarray], settings: dict, echo=print) -> dict[int, dict[str, float]]:
-    """Every kept copy of ``job_dir`` scored under ``settings``: those in its ``generation.csv``
-    read back, the others scored now and appended to it one by one."""
+    """Every kept copy of ``job_dir`` scored under ``settings`` (``n`` replaced by the
+    conditional one for a class-conditional model): those in its ``generation.csv`` read back,
+    the others scored now and appended to it one by one; a finished job's last copy's digits
+    kept in ``generated/`` (see the module docstring)."""
+    class_inputs = conditional(job_dir)
+    n = settings["n_conditional"] if class_inputs else settings["n"]
+    settings = {**{k: v for k, v in settings.items() if k != "n_conditional"}, "n": n}
     path = job_dir / SCORES
     done = read_scores(path, settings)
-    for points, checkpoint in kept_copies(job_dir):
-        if points in done:
+    copies = kept_copies(job_dir)
+    kept = job_dir / "generated" / f"{set_name(settings, class_inputs)}.tar.gz"
+    for points, checkpoint in copies:
+        last = (points, checkpoint) == copies[-1] and (job_dir / "result.json").is_file()
+        if points in done and not (last and not kept.is_file()):
             continue
-        done[points] = score_copy(checkpoint, scorer, starts, settings)
+        digits, classes = generate_copy(checkpoint, starts, settings)
+        if last:
+            save_set(kept, digits, classes)
+        if points in done:  # scored before the digits were kept: the same digits (same seed)
+            continue
+        result = score(scorer, digits, classes=classes)
+        done[points] = {m: result.get(m, np.nan) for m in METRICS}
         new = not path.is_file()
         with path.open("a", newline="") as f:
             writer = csv.DictWriter(f, FIELDS)
@@ -161,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep", type=Path, help="the sweep directory (runs/multirun/<sweep>)")
     parser.add_argument("--n", type=positive_int_arg, default=500, help="digits per kept copy (default 500)")
+    parser.add_argument("--n-conditional", type=positive_int_arg, default=1000,
+                        help="digits per kept copy of a class-conditional model, asked for 0-9 in turn (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the starts and the sampling (default 0)")
     parser.add_argument("--temperature", type=float, default=1.0,
                         help="sampling temperature > 0 (default 1: plain sampling)")
@@ -179,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--temperature must be > 0")
     if not args.sweep.is_dir():
         parser.error(f"no sweep directory at {args.sweep}")
-    settings = {"n": args.n, "seed": args.seed, "bias": args.bias, "max_steps": args.max_steps,
-                "temperature": args.temperature}
+    settings = {"n": args.n, "n_conditional": args.n_conditional, "seed": args.seed, "bias": args.bias,
+                "max_steps": args.max_steps, "temperature": args.temperature}
     out = args.out or args.sweep / "report"
     job_dirs = [d for d in find_jobs(args.sweep, skip=out) if kept_copies(d)]
     if not job_dirs:
@@ -192,9 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     scorer = load_classifier(source)
     # Unconditional models start where training digits start; class-conditional ones (asked for
     # 0-9 in turn, asked_classes) where training digits of the class asked for start.
-    starts = {conditional: training_starts(args.n, np.random.default_rng(args.seed), source,
-                                           np.arange(args.n) % 10 if conditional else None)
-              for conditional in (False, True)}
+    starts = {False: training_starts(args.n, np.random.default_rng(args.seed), source),
+              True: training_starts(args.n_conditional, np.random.default_rng(args.seed), source,
+                                    np.arange(args.n_conditional) % 10)}
     test = source.load("test", args.n)
     reference = score(scorer, [test.sequence(i) for i in range(len(test))])["recognised"]
     scores = {d: score_job(d, scorer, starts, settings) for d in job_dirs}

@@ -6,15 +6,16 @@ sweep resumed on a fresh clone.
 
 A *record* is what a finished job's directory holds but its weights and pictures: Hydra's
 ``.hydra/`` (the report reads the job's choices there), ``run-config.yaml``, ``metrics.csv``,
-``reference.json``, ``result.json``, ``generation.csv`` and ``run.log``. Only finished jobs
+``reference.json``, ``result.json``, ``generation.csv``, ``run.log`` and ``generated/`` (the
+digits behind its generation scores, ``isl.quality``). Only finished jobs
 (``result.json``) are kept: an unfinished one without its checkpoint could not resume.
 ``isl.report`` reads a records directory as it reads a sweep. Restored into ``runs/``, the sweep's
 own command finds its finished jobs there and only reports them (``isl.rundir``), so a sweep too
 long for one session goes on where the last one stopped; records already in ``runs/`` are left
-as they are. The one file written after a job finished, ``generation.csv`` (``isl.quality``
-appends the scores of its kept weights), is brought up to date in a record that holds an earlier
-state of it, in either direction: a record taken before the scoring is refreshed, and a newer
-file is never replaced by an older one.
+as they are. What is written after a job finished is brought into its record too:
+``generation.csv`` (``isl.quality`` appends the scores of its kept weights) where the record holds
+an earlier state of it, in either direction (a record taken before the scoring is refreshed, and a
+newer file is never replaced by an older one), and each ``generated/`` set the record lacks.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS, SWEEPS = ROOT / "results", ROOT / "runs" / "multirun"
 NOT_KEPT = shutil.ignore_patterns("checkpoints", "*.ckpt", "*.png", "*.gif", "wandb", "report")
 APPENDED = "generation.csv"  # grows after the job's end, one row per scored copy of its weights
+GENERATED = "generated"      # sets of generated digits, added after the job's end
 
 
 def copy_finished(source: Path, dest: Path) -> list[str]:
     """Copy the record of every finished job under ``source`` to the same place under ``dest``,
-    unless ``dest`` has that job already (then only bring its ``APPENDED`` file up to date);
+    unless ``dest`` has that job already (then only bring what is written after the end up to
+    date: its ``APPENDED`` file and ``GENERATED`` sets);
     return the jobs copied or brought up to date."""
     copied = []
     for job in find_jobs(source):
@@ -45,9 +48,15 @@ def copy_finished(source: Path, dest: Path) -> list[str]:
         if not (dest / name).exists():
             shutil.copytree(job, dest / name, ignore=NOT_KEPT)
             copied.append(name.as_posix())
-        elif _extends(job / APPENDED, dest / name / APPENDED):
+            continue
+        if _extends(job / APPENDED, dest / name / APPENDED):
             shutil.copy2(job / APPENDED, dest / name / APPENDED)
             copied.append(f"{name.as_posix()} ({APPENDED})")
+        for packed in sorted((job / GENERATED).glob("*.tar.gz")):
+            if not (dest / name / GENERATED / packed.name).exists():
+                (dest / name / GENERATED).mkdir(exist_ok=True)
+                shutil.copy2(packed, dest / name / GENERATED / packed.name)
+                copied.append(f"{name.as_posix()} ({GENERATED}/{packed.name})")
     for name in ("multirun.yaml",):  # the sweep's own config, beside its jobs
         if (source / name).is_file() and not (dest / name).exists():
             dest.mkdir(parents=True, exist_ok=True)

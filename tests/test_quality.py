@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+import tarfile
 
 import lightning as L
 import matplotlib.figure
@@ -16,7 +17,9 @@ from isl.checkpoints import AtomicCheckpointIO, PointsCheckpoint
 from isl.curricula.regular import Regular
 from isl.data.datamodule import StrokeDataModule
 from isl.models.module import SequenceMDN
+from isl.data.published import read_generated
 from isl.quality import main, served
+from isl.score import load_classifier, score
 from isl.train import kept_points
 
 from conftest import MNIST_DIR
@@ -95,8 +98,9 @@ def test_every_kept_copy_is_scored_once_and_seeds_align_by_kept_point(copies, sm
     # A rerun reads the scores back instead of generating again, and scores a new copy only.
     shutil.copy(copies / kept[-1], unfinished / "checkpoints" / kept[-1])
     scored = []
-    real_score_copy = isl.quality.score_copy
-    monkeypatch.setattr(isl.quality, "score_copy", lambda path, *a: scored.append(path.name) or real_score_copy(path, *a))
+    real_generate_copy = isl.quality.generate_copy
+    monkeypatch.setattr(isl.quality, "generate_copy",
+                        lambda path, *a: scored.append(path.name) or real_generate_copy(path, *a))
     assert main(args) == 0
     assert scored == [kept[-1]]
     assert rows(unfinished) == first["0-curriculum=regular,seed=1"]
@@ -117,3 +121,27 @@ def test_a_copy_serves_the_last_kept_point_at_or_below_it():
     kept = kept_points(BUDGET, PER_DECADE)
     assert kept == [30, 300, 3000, 30_000]
     assert served([310, 3_250, 30_100], kept) == [300, 3000, 30_000]
+
+
+def test_a_finished_jobs_last_digits_are_kept_and_rescore_to_its_row(copies, small_scorer, tmp_path):
+    """The digits behind a finished job's final scores, packed in generated/<set>.tar.gz: a job
+    scored before they were kept gets them on the next call, with no new row; scored again from
+    the unpacked folder (isl.score --sequences) they give the row's numbers."""
+    sweep = tmp_path / "sweep"
+    make_job(sweep, 0, "regular", 1, copies)
+    job = sweep / "0-curriculum=regular,seed=1"
+    args = [str(sweep), "--n", "20", "--data-dir", str(small_scorer.data_dir), "--mnist-dir", str(MNIST_DIR)]
+    assert main(args) == 0
+    assert not (job / "generated").exists()                      # not finished: nothing kept yet
+    (job / "result.json").write_text("{}")
+    before = rows(job)
+    assert main(args) == 0
+    assert rows(job) == before                                   # no scoring again
+    packed = job / "generated" / "unprimed-t1-n20.tar.gz"
+    with tarfile.open(packed) as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    sequences, labels = read_generated(tmp_path / "unpacked" / "unprimed-t1-n20")
+    assert len(sequences) == 20 and labels is None
+    again = score(load_classifier(small_scorer), sequences)
+    assert f"{again['recognised']:.4f}" == before[-1]["recognised"]
+    assert f"{again['off_canvas']:.4f}" == before[-1]["off_canvas"]

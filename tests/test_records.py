@@ -75,3 +75,11 @@ def test_generation_scores_written_after_the_end_reach_the_record_and_are_never_
     (job / "generation.csv").write_text("points,recognised\n20100,0.5\n20200,0.6\n")
     records.main([str(sweep), "--to", str(kept)])
     assert (kept / job.name / "generation.csv").read_text().endswith("64921,0.016\n")
+    # Sets of generated digits made after the end reach the record, once; it keeps its own.
+    (job / "generated").mkdir()
+    (job / "generated" / "unprimed-t1.tar.gz").write_bytes(b"digits")
+    assert records.main([str(sweep), "--to", str(kept)]) == 0
+    assert (kept / job.name / "generated" / "unprimed-t1.tar.gz").read_bytes() == b"digits"
+    (job / "generated" / "unprimed-t1.tar.gz").write_bytes(b"other")
+    records.main([str(sweep), "--to", str(kept)])
+    assert (kept / job.name / "generated" / "unprimed-t1.tar.gz").read_bytes() == b"digits"
