@@ -3,6 +3,7 @@ sweep resumed on a fresh clone.
 
     python -m isl.records runs/multirun/experiment-ablation      # -> results/experiment-ablation
     python -m isl.records --restore results/experiment-ablation  # -> runs/multirun/experiment-ablation
+    python -m isl.records check docs/results.md                  # every marked table against its records
 
 A *record* is what a finished job's directory holds but its weights and pictures: Hydra's
 ``.hydra/`` (the report reads the job's choices there), ``run-config.yaml``, ``metrics.csv``,
@@ -21,6 +22,8 @@ newer file is never replaced by an older one), and each ``generated/`` set the r
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -73,7 +76,103 @@ def _extends(newer: Path, older: Path) -> bool:
     return len(new) > len(old) and new.startswith(old)
 
 
+# A table in a document that comes from records is marked on the line before it:
+#   <!-- records: results/<sweep>; where: variant=...; columns: curriculum, final_rmse_mean ± final_rmse_std, -, ...; other: ... -->
+# ``columns`` names, for each column of the table, the summary.csv field(s) of isl.report its
+# numbers are (one name per number in the cell, joined by ±; "-" for a column not checked), the
+# first being the key that finds a row; ``where`` picks the cell (summary.csv fields), and
+# ``other`` lists row keys that are not from the records (a trivial level, say).
+MARK = re.compile(r"<!--\s*records:\s*(?P<spec>.*?)\s*-->")
+NUMBER = re.compile(r"(?P<sign>[−-])?(?P<digits>\d[\d,]*(?:\.(?P<decimals>\d+))?)(?:·10(?P<power>[⁰¹²³⁴⁵⁶⁷⁸⁹]+))?")
+SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")
+NOT_A_NUMBER = ("—", "not reached", "–")
+
+
+class CheckError(ValueError):
+    """A marked table that does not match its records (the message names the table and cell)."""
+
+
+def printed_numbers(cell: str) -> list[tuple[float, float]]:
+    """The numbers printed in a table cell, each with half a unit of its last printed digit."""
+    found = []
+    for m in NUMBER.finditer(cell.replace("**", "")):
+        scale = 10.0 ** int(m["power"].translate(SUPERSCRIPTS)) if m["power"] else 1.0
+        value = float(m["digits"].replace(",", "")) * scale * (-1 if m["sign"] else 1)
+        found.append((value, 0.5 * 10.0 ** -len(m["decimals"] or "") * scale))
+    return found
+
+
+def check_table(spec: dict, lines: list[str], where: str) -> list[str]:
+    """The cells of one marked table that differ from the records beyond their printed rounding."""
+    from isl.report import sweep_cells, table_rows
+    _, cells = sweep_cells(ROOT / spec["records"])
+    rows = [r for cell, curves in cells.items() for r in table_rows(cell, curves)]
+    for condition in filter(None, spec.get("where", "").split(",")):
+        key, value = condition.strip().split("=", 1)
+        rows = [r for r in rows if str(r[key]) == value]
+    columns = [c.strip() for c in spec["columns"].split(",")]
+    other = {o.strip() for o in spec.get("other", "").split(",") if o.strip()}
+    by_key = {str(r[columns[0]]): r for r in rows}
+    problems = []
+    for line in lines:
+        cells_of_line = [c.strip() for c in line.strip().strip("|").split("|")]
+        key = cells_of_line[0].replace("*", "").replace("`", "").strip()
+        if key in other:
+            continue
+        if key not in by_key:
+            problems.append(f"{where}: row {key!r} is in no record of {spec['records']} (rows: {sorted(by_key)})")
+            continue
+        for column, text in zip(columns[1:], cells_of_line[1:]):
+            if column == "-":
+                continue
+            fields = [f.strip() for f in column.split("±")]
+            values = [by_key[key].get(f, float("nan")) for f in fields]
+            printed = printed_numbers(text)
+            if any(t in text for t in NOT_A_NUMBER) and not printed:
+                if not all(isinstance(v, float) and math.isnan(v) for v in values):
+                    problems.append(f"{where}, row {key!r}, column {column!r}: printed {text!r}, records {values}")
+                continue
+            if len(printed) != len(values) or any(
+                    not isinstance(v, (int, float)) or math.isnan(v) or abs(v - p) > half + 1e-9
+                    for v, (p, half) in zip(values, printed)):
+                problems.append(f"{where}, row {key!r}, column {column!r}: printed {text!r}, records "
+                                + ", ".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in values))
+    return problems
+
+
+def check(document: Path) -> list[str]:
+    """Every marked table of ``document`` against its records: the cells that differ."""
+    lines = Path(document).read_text().splitlines()
+    problems, tables = [], 0
+    for number, line in enumerate(lines):
+        if not (m := MARK.search(line)):
+            continue
+        tables += 1
+        records, *parts = m["spec"].split(";")
+        spec = {"records": records.strip(), **{k.strip(): v.strip() for k, v in (p.split(":", 1) for p in parts)}}
+        start = number + 1
+        while start < len(lines) and not lines[start].startswith("|"):
+            start += 1
+        end = start
+        while end < len(lines) and lines[end].startswith("|"):
+            end += 1
+        where = f"{document}:{start + 1} (the table from {spec['records']})"
+        problems += check_table(spec, lines[start + 2:end], where)
+    if not tables:
+        problems.append(f"{document}: no table is marked as coming from records (<!-- records: ... -->)")
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["check"]:
+        checker = argparse.ArgumentParser(prog="python -m isl.records check",
+                                          description="recompute every table marked as coming from records")
+        checker.add_argument("document", type=Path, help="e.g. docs/results.md")
+        document = checker.parse_args(argv[1:]).document
+        problems = check(document)
+        print("\n".join(problems) if problems else f"{document}: every marked table matches its records")
+        return 1 if problems else 0
     parser = argparse.ArgumentParser(prog="python -m isl.records", description=__doc__.split("\n")[0])
     parser.add_argument("sweep", type=Path, help="runs/multirun/<sweep> (or results/<sweep> with --restore)")
     parser.add_argument("--restore", action="store_true", help="copy records back into runs/multirun/")

@@ -345,6 +345,29 @@ def along_the_way(curves: dict[str, Curve], metric: str, baseline: str, marks: l
     return out
 
 
+def sweep_cells(sweep: Path, skip: Path | None = None, window: int = WINDOW) -> tuple[list, dict]:
+    """(the jobs of ``sweep``, their curves by cell: ``isl.sweeps.aggregate``); ``skip``: a folder
+    below it that holds no jobs (the report's own)."""
+    sweep = Path(sweep)
+    if not sweep.is_dir():
+        raise ReportError(f"{sweep}: not a directory")
+    jobs = sorted((load_job(sweep, d, window) for d in find_jobs(sweep, skip=skip)), key=lambda j: (j.num, j.name))
+    mark_variants(jobs)
+    cells = aggregate(jobs)
+    if not cells:
+        what = (f"{len(jobs)} job(s), none finished" if jobs
+                else "no job directories (.hydra/ or error.txt)")
+        raise ReportError(f"no usable job in {sweep}: {what}")
+    return jobs, cells
+
+
+def table_rows(cell: tuple, curves: dict[str, Curve]) -> list[dict]:
+    """The rows of ``summary.csv`` for one cell (COLUMNS)."""
+    rows = summarise_transfer(curves) if is_transfer(curves) else summarise(curves)
+    return [{"batching": cell[0], "model": cell[1], "variant": cell[2],
+             "test_protocol": curves[r["curriculum"]].protocol, **r} for r in rows]
+
+
 def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", yscale: str = "linear",
                  at: list[float] | None = None, window: int = WINDOW) -> Path:
     """Write the report of ``sweep`` into ``out`` (default ``<sweep>/report``); returns ``out``.
@@ -352,17 +375,8 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", ysca
     ``window``: the rows of the rolling mean over the original test protocol's batches."""
     from isl.viz.curves import BAND, plot_curves
 
-    sweep = Path(sweep)
-    if not sweep.is_dir():
-        raise ReportError(f"{sweep}: not a directory")
-    out = Path(out) if out else sweep / "report"
-    jobs = sorted((load_job(sweep, d, window) for d in find_jobs(sweep, skip=out)), key=lambda j: (j.num, j.name))
-    mark_variants(jobs)
-    cells = aggregate(jobs)
-    if not cells:
-        what = (f"{len(jobs)} job(s), none finished" if jobs
-                else "no job directories (.hydra/ or error.txt)")
-        raise ReportError(f"no usable job in {sweep}: {what}")
+    out = Path(out) if out else Path(sweep) / "report"
+    jobs, cells = sweep_cells(sweep, out, window)
     out.mkdir(parents=True, exist_ok=True)
     protocols = sorted({c.protocol for curves in cells.values() for c in curves.values()})
     protocol = protocol_text(protocols, window, short=True)
@@ -402,11 +416,10 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", ysca
              "where the final sampled RMSE is lower than regular's."), "",
           protocol_text(protocols, window) + ".", ""]
     for cell, curves in cells.items():
+        rows = table_rows(cell, curves)
         if is_transfer(curves):
-            rows = summarise_transfer(curves)
             md += [f"## {cell_title(cell)}", "", *transfer_table(rows, SCRATCH in curves), ""]
         else:
-            rows = summarise(curves)
             md += [f"## {cell_title(cell)}", "", *markdown_table(rows, "regular" in curves), ""]
             if likelihood := likelihood_table(rows, "regular" in curves):
                 md += ["Proper scores (lower is better):", "", *likelihood, ""]
@@ -416,8 +429,7 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", ysca
         for curve in curves.values():
             md += [f"**Warning** ({curve.curriculum}): {w}" for w in curve.warnings]
             md += [""] if curve.warnings else []
-        table += [{"batching": cell[0], "model": cell[1], "variant": cell[2],
-                   "test_protocol": curves[r["curriculum"]].protocol, **r} for r in rows]
+        table += rows
         baseline = SCRATCH if is_transfer(curves) else "regular"
         if baseline not in curves:
             md += [f"No `{baseline}` runs in this cell: nothing to compare against.", ""]

@@ -7,6 +7,7 @@ import csv
 
 import pytest
 
+from conftest import REPO
 from isl import records, report
 from test_resume import RUN, command, run
 
@@ -83,3 +84,20 @@ def test_generation_scores_written_after_the_end_reach_the_record_and_are_never_
     (job / "generated" / "unprimed-t1.tar.gz").write_bytes(b"other")
     records.main([str(sweep), "--to", str(kept)])
     assert (kept / job.name / "generated" / "unprimed-t1.tar.gz").read_bytes() == b"digits"
+
+
+def test_every_table_of_the_results_marked_as_from_records_matches_them(capsys):
+    assert records.main(["check", str(REPO / "docs" / "results.md")]) == 0, capsys.readouterr().out
+
+
+def test_a_published_number_changed_by_hand_fails_the_check_naming_table_and_cell(tmp_path, capsys):
+    text = (REPO / "docs" / "results.md").read_text()
+    marked = text.index("<!-- records: results/exp1-strat-10M")
+    row = text.index("| length | ", marked)
+    changed = tmp_path / "results.md"
+    changed.write_text(text[:row] + text[row:].replace("0.665 ± 0.045", "0.675 ± 0.045", 1))
+    assert records.main(["check", str(changed)]) == 1
+    out = capsys.readouterr().out
+    assert "the table from results/exp1-strat-10M" in out and "row 'length'" in out
+    assert "final_rmse_expected_mean ± final_rmse_expected_std" in out and "0.675 ± 0.045" in out
+    assert out.count("\n") == 1                                         # that cell alone
