@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     job_dir = args.checkpoint.resolve().parent.parent
     args.out = args.out or job_dir / "figures"
-    from isl.checkpoints import kept_copies
+    from isl.checkpoints import kept_copies, write_sidecar
     from isl.data.sources import local_mnist
     from isl.models.module import check_class_inputs, load_model
     from isl.viz.belief import class_probabilities, plot_class_belief
@@ -87,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --along: {why}", file=sys.stderr)
         return 2
     test = local_mnist(args.data_dir, args.mnist_dir).load("test")
+    command = ["python", "-m", "isl.analyze", *(sys.argv[1:] if argv is None else argv)]
+
+    def drawn(figure: Path) -> str:  # each figure with its record (isl.checkpoints.write_sidecar)
+        write_sidecar(figure, args.checkpoint, command)
+        return str(figure)
+
     shown = []  # (steps, digit) of the digits drawn, for --along
     for digit in args.digits:
         hits = np.flatnonzero(test.labels == digit)
@@ -99,10 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         if draw_belief:
             final = class_probabilities(model, steps)[-1]
             lines[0] += f": final p({digit}) = {final[digit]:.2f}, guess {int(final.argmax())}"
-            lines.append(str(plot_class_belief(model, steps, digit, args.out / f"class-belief-{digit}.png")))
+            lines.append(drawn(plot_class_belief(model, steps, digit, args.out / f"class-belief-{digit}.png")))
         if draw_density:
-            lines.append(str(plot_density(model, steps, args.out / f"density-{digit}.png",
-                                          title=f"test sequence #{i}, a {digit}")))
+            lines.append(drawn(plot_density(model, steps, args.out / f"density-{digit}.png",
+                                            title=f"test sequence #{i}, a {digit}")))
             shown.append((steps, digit))
         print("\n  ".join(lines))
     if copies and shown:
@@ -111,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             kept = load_model(path, args.device)
             frames.append((points, [density_map(kept, steps) for steps, _ in shown]))
         gif = write_gif(frames, *zip(*shown), args.out / "density-along-training.gif", fps=2)
-        print(f"{len(frames)} copies from {copies[0][0]:,} to {copies[-1][0]:,} points: {gif}")
+        print(f"{len(frames)} copies from {copies[0][0]:,} to {copies[-1][0]:,} points: {drawn(gif)}")
     return 0
 
 

@@ -6,7 +6,9 @@ weights kept along training, for what is measured on trained models afterwards."
 from __future__ import annotations
 
 import io
+import json
 import random
+import shlex
 from pathlib import Path
 
 import lightning as L
@@ -116,3 +118,16 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
     version, mt, py_gauss = state["python"]
     random.setstate((version, tuple(mt), py_gauss))
+
+
+def write_sidecar(figure: Path, checkpoint: Path, command: list[str]) -> Path:
+    """``<figure>.json`` beside a figure drawn from ``checkpoint``'s weights: the command that drew
+    it, the checkpoint, its run's directory and the points it had processed, so the figure has a
+    record even where the weights are gone."""
+    checkpoint = Path(checkpoint).resolve()
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    sidecar = Path(f"{figure}.json")
+    atomic_write(sidecar, json.dumps({"command": shlex.join(command), "checkpoint": str(checkpoint),
+                                      "run": str(run), "points": state.get("points_processed")}, indent=1) + "\n")
+    return sidecar

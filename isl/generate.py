@@ -80,6 +80,7 @@ import torch
 
 from isl.data.published import write_generated
 from isl.data.sources import local_mnist
+from isl.checkpoints import write_sidecar
 from isl.checks import positive_int, positive_int_arg
 from isl.models.module import check_class_inputs, load_model
 from isl.viz.strokes import save_grid
@@ -317,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         titles = [f"{label}: {k}+{len(s) - k}" for label, k, s in zip(labels, primed, sequences)]
     path = save_grid(sequences, titles, args.out, args.cols, primed)
+    write_sidecar(path, args.checkpoint, ["python", "-m", "isl.generate", *(sys.argv[1:] if argv is None else argv)])
     print(f"generated {len(sequences)} digits: {path}")
     if args.save:
         folder = write_generated([on_whole_pixels(s) for s in sequences], args.save, classes)

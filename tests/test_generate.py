@@ -206,6 +206,9 @@ def test_the_cli_draws_digits_from_a_real_checkpoint(full_data_dir, scorer, tmp_
     plain, blank = tmp_path / "plain.png", tmp_path / "blank.png"
     data = ["--data-dir", str(full_data_dir)]
     assert main([str(checkpoint), "--n", "8", "--out", str(plain), "--cols", "4", "--bias", "1", *data]) == 0
+    record = json.loads((tmp_path / "plain.png.json").read_text())   # the grid's record
+    assert record["command"] == f"python -m isl.generate {checkpoint} --n 8 --out {plain} --cols 4 --bias 1 " \
+        f"--data-dir {full_data_dir}" and record["points"] >= 6000
     assert main([str(checkpoint), "--n", "8", "--out", str(blank), "--cols", "4", "--max-steps", "1", *data]) == 0
     assert imread(png).shape == imread(blank).shape
     assert ink(png) > ink(blank) + 0.003  # ~500 pixels of strokes beyond frames and titles

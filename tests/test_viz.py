@@ -3,6 +3,8 @@ the ``python -m isl.analyze`` command, on a small LSTM briefly trained on real s
 
 from __future__ import annotations
 
+import json
+
 import lightning as L
 import numpy as np
 import pytest
@@ -150,6 +152,10 @@ def test_analyze_writes_the_figures(trained, tmp_path, monkeypatch, real_source,
     for name in ("class-belief-0.png", "class-belief-3.png", "density-0.png", "density-3.png"):
         with Image.open(out / name) as image:
             assert ink(image) > 0.04, name
+        record = json.loads((out / f"{name}.json").read_text())     # what it was drawn from
+        assert record["command"].startswith("python -m isl.analyze ") and "--digits 0,3" in record["command"]
+        assert record["checkpoint"] == str(checkpoint.resolve())
+        assert record["points"] == torch.load(checkpoint, weights_only=True)["points_processed"] > 0
     assert "digit 3" in capsys.readouterr().out
 
 
