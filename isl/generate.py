@@ -2,7 +2,7 @@
 
     python -m isl.generate runs/<run>/checkpoints/last.ckpt --n 16 --out digits.png
         [--seed 0] [--temperature 1.0] [--bias 0.0] [--whole-pixels] [--max-steps 100]
-        [--prime K | --start X Y] [--digit D] [--cols 8] [--score] [--save DIR]
+        [--prime K | --start X Y] [--digit D] [--guidance W] [--cols 8] [--score] [--save DIR]
 
 **How a digit is generated.** The network predicts the distribution of the next row
 ``dx dy eos eod`` from the rows so far (Graves 2013, section 4). Generation feeds it one row, draws
@@ -61,6 +61,12 @@ and ``testlabels.txt`` holding the class each was asked for, when there is one, 
 scorer can read them (``python -m isl.score --sequences DIR``). The files hold whole pixels: a
 mixture-density digit's points are rounded to their pixels (as the scorer draws them).
 
+**Classifier-free guidance** (``--guidance w``, a class-conditional model trained with
+``model.class_dropout`` > 0, so that it also predicts without the class): at every step the
+model is run twice, with the class asked for and with none (each on its own state), and the
+row is drawn from the conditional logits moved w times further from the unconditional ones
+(Ho & Salimans 2022; for the mixture-density head its weights' and flags' logits).
+
 **Scoring** (``--score``): the digit scorer (``isl.score``) classifies the generated digits and
 prints its JSON line (with ``accuracy`` against the primed digits' labels under ``--prime``; for
 a class-conditional model, ``class_accuracy``: the fraction the scorer assigns to the class
@@ -82,7 +88,7 @@ from isl.data.published import write_generated
 from isl.data.sources import local_mnist
 from isl.checkpoints import write_sidecar
 from isl.checks import positive_int, positive_int_arg
-from isl.models.module import check_class_inputs, load_model
+from isl.models.module import NO_CLASS, check_class_inputs, load_model
 from isl.viz.strokes import save_grid
 
 # Median start point (x, y; 1-based pixels) of the MNIST training digits as isl.data.builder
@@ -95,7 +101,7 @@ END_ROW = (0.0, 0.0, 1.0, 1.0)
 def generate(model, n: int, generator: torch.Generator | None = None, bias: float = 0.0,
              max_steps: int = 100, prime: list[np.ndarray] | None = None,
              start=DEFAULT_START, classes=None, whole_pixels: bool = False,
-             temperature: float = 1.0) -> list[np.ndarray]:
+             temperature: float = 1.0, guidance: float = 0.0) -> list[np.ndarray]:
     """Generate ``n`` stroke sequences with ``model`` (a SequenceMDN), one step at a time.
 
     Returns ``n`` float32 arrays (T, 4) of rows ``dx dy eos eod`` in pixels, row 0 the start
@@ -109,9 +115,12 @@ def generate(model, n: int, generator: torch.Generator | None = None, bias: floa
     ``classes`` (n digits 0-9): the class each sequence is to be, for a class-conditional model
     (``model.class_inputs``), which needs them; any other takes none. ``whole_pixels`` rounds
     each drawn offset to whole pixels before it is kept and fed back; ``temperature`` > 0 (1:
-    plain sampling) tempers every draw (see the module docstring).
+    plain sampling) tempers every draw (see the module docstring); ``guidance`` w > 0 (with
+    ``classes``) draws from the prediction moved w times away from the same model's given no class.
     """
     positive_int("n", n)
+    if guidance and (classes is None or not guidance > 0):
+        raise ValueError(f"guidance must be > 0 and needs classes asked for, got {guidance!r}")
     if classes is not None:
         classes = np.asarray(classes)
         if classes.shape != (n,) or not np.isin(classes, np.arange(model.hparams.classes)).all():
@@ -152,10 +161,14 @@ def generate(model, n: int, generator: torch.Generator | None = None, bias: floa
         rows = [list(torch.from_numpy(p)) for p in prefixes]  # rows so far, in pixels (CPU)
         done = [False] * n
         x = torch.stack([r[0] for r in rows]).to(device)      # (n, 4) row to feed, pixels
-        state = None
+        state = free_state = None
         t = 0  # x holds row t of every unfinished sequence
         while not all(done):
             mixture, state = model(units(x).unsqueeze(1), state, classes=conditioning)
+            if guidance:  # the same model without the class, on its own state
+                free, free_state = model(units(x).unsqueeze(1), free_state,
+                                         classes=torch.full_like(conditioning, NO_CLASS))
+                mixture = mixture.guide(free, guidance)
             drawn = model.sample_step(mixture, generator, bias, temperature).squeeze(1)
             drawn = torch.cat([model.to_pixels(drawn[:, :2]), drawn[:, 2:]], dim=-1)  # (n, 4) pixels
             drawn = drawn.float().cpu()
@@ -267,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--digit", type=int, choices=range(10), default=None, metavar="D",
                         help="the digit to draw, for a model trained with model.class_inputs=true "
                              "(default for one: digits 0-9 in turn)")
+    parser.add_argument("--guidance", type=float, default=0.0, metavar="W",
+                        help="classifier-free guidance weight > 0 for a class-conditional model trained with "
+                             "model.class_dropout > 0 (default 0: none)")
     parser.add_argument("--cols", type=positive_int_arg, default=8, help="digits per grid row (default 8)")
     parser.add_argument("--save", type=Path, default=None, metavar="DIR",
                         help="also write the digits to DIR in the published format (testimg-<i>-inputdata.txt, "
@@ -283,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--bias must be >= 0")
     if not args.temperature > 0:
         parser.error("--temperature must be > 0")
+    if args.guidance < 0:
+        parser.error("--guidance must be >= 0")
     if args.prime is not None and not 1 <= args.prime <= args.max_steps:
         parser.error("--prime must be between 1 and --max-steps")
     if args.prime is not None and args.start is not None:
@@ -294,11 +312,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.bias and model.hparams.head != "mdn":
         parser.error(f"--bias sharpens the mixture-density head; this model has model.head="
                      f"{model.hparams.head}: use --temperature below 1")
-    if args.digit is not None:
+    if args.digit is not None or args.guidance:
         try:
-            check_class_inputs(model, True, "--digit", args.checkpoint)
+            check_class_inputs(model, True, "--digit" if args.digit is not None else "--guidance", args.checkpoint)
         except ValueError as err:
             parser.error(str(err))
+    if args.guidance and not model.hparams.class_dropout:
+        parser.error("--guidance needs a model trained with model.class_dropout > 0: this one never "
+                     "learned to predict without the class")
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
     source = local_mnist(args.data_dir, args.mnist_dir)
     prime = primed = labels = None
@@ -310,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                                           None if prime is not None else classes)
     sequences = generate(model, args.n, generator, bias=args.bias, max_steps=args.max_steps,
                          prime=prime, start=start, classes=classes, whole_pixels=args.whole_pixels,
-                         temperature=args.temperature)
+                         temperature=args.temperature, guidance=args.guidance)
     if prime is None:
         titles = [f"{len(s)} rows" for s in sequences]
         if classes is not None:

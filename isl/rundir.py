@@ -43,7 +43,7 @@ ADDED: dict[str, object] = {
     "model.class_inputs": False,                                       # 2026-12-02
     "model.lr_warmup_points": 0, "model.lr_warmup_start": 0.0,         # 2026-12-02
     "budget.test_protocol": "full",                                    # 2026-12-02
-    "model.head": "mdn",                                               # 2026-12-04
+    "model.head": "mdn", "model.class_dropout": 0.0,                   # 2026-12-04
 }
 
 

@@ -14,8 +14,8 @@ from matplotlib.image import imread
 import preloaded
 from conftest import MNIST_DIR, REPO
 from isl.generate import DEFAULT_START, END_ROW, generate, main, training_starts
-from isl.models.module import load_model
-from isl.models.module import SequenceMDN
+from isl.models.module import NO_CLASS, SequenceMDN, load_model
+from isl.models.moves import Moves
 
 COMPONENTS = 5
 
@@ -296,3 +296,46 @@ def test_saved_digits_read_back_in_the_published_format_with_and_without_labels(
     assert read_generated(tmp_path / "asked")[1].tolist() == [3, 1, 4, 1, 5]
     with pytest.raises(ValueError, match="off the whole pixels"):
         write_generated(out, tmp_path / "floats")
+
+
+def conditional_moves(dropout: float = 0.5, seed: int = 0) -> SequenceMDN:
+    torch.manual_seed(seed)
+    model = SequenceMDN(hidden=32, layers=2, head="moves", class_inputs=True, class_dropout=dropout)
+    model.set_units(torch.tensor([-17.0, -17.0]), torch.tensor([34.0, 34.0]))
+    return model
+
+
+def test_class_dropout_feeds_no_class_to_that_fraction_of_training_sequences_only():
+    model = conditional_moves(dropout=0.3)
+    labels = torch.arange(10).repeat(400)
+    model.train()
+    fed = model.classes_for(labels)
+    dropped = fed == NO_CLASS
+    assert abs(dropped.float().mean().item() - 0.3) < 0.03 and torch.equal(fed[~dropped], labels[~dropped])
+    model.eval()
+    assert torch.equal(model.classes_for(labels), labels)               # evaluation sees every class
+    # No class is an all-zero one-hot: the same prediction as a network fed zeros there.
+    steps = torch.zeros(2, 3, 4)
+    none, _ = model(steps, classes=torch.tensor([NO_CLASS, NO_CLASS]))
+    zeros = torch.cat([steps, torch.zeros(2, 3, 10)], -1)
+    direct = model.head(model.backbone(zeros)[0])
+    assert torch.allclose(none.kind_logits, direct.kind_logits)
+    with pytest.raises(ValueError, match="model.class_dropout must be a fraction"):
+        SequenceMDN(hidden=8, class_dropout=0.2)                           # without class inputs
+
+
+def test_guidance_moves_the_draw_away_from_the_unconditional_prediction():
+    model = conditional_moves()
+    cond = Moves(torch.tensor([2.0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), torch.zeros(55), torch.zeros(55),
+                 torch.zeros(10), model.head.offset_shift, model.head.offset_scale)
+    free = cond.map(lambda t: t * 0.5)
+    guided = cond.guide(free, 2.0)
+    assert torch.allclose(guided.kind_logits[0], torch.tensor(2.0 + 2.0 * 1.0))   # 2 + w (2 - 1)
+    with torch.no_grad():  # a class that matters: its input weights made large
+        model.backbone.lstm.weight_ih_l0[:, 4:] *= 30
+    out = generate(model, 10, seeded(), max_steps=20, classes=np.arange(10), guidance=1.5)
+    assert len(out) == 10 and all(tuple(s[-1]) == END_ROW for s in out)
+    unguided = generate(model, 10, seeded(), max_steps=20, classes=np.arange(10))
+    assert any(len(a) != len(b) or not np.array_equal(a, b) for a, b in zip(out, unguided))
+    with pytest.raises(ValueError, match="guidance must be > 0 and needs classes"):
+        generate(model, 2, seeded(), classes=None, guidance=1.0)

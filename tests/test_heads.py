@@ -23,7 +23,7 @@ OPTIONS = {
                       "batching=points", "batching.size=1000"],
     "classes": ["curriculum=classes", "curriculum.threshold=50", "curriculum.min_points=1000"],
     "sequences": ["curriculum=sequences", "curriculum.threshold=50"],
-    "class-inputs": ["model.class_inputs=true"],
+    "class-inputs": ["model.class_inputs=true", "model.class_dropout=0.2"],
     "original": ["setup=original"],
     "wandb": ["logger=wandb"],
 }

@@ -56,6 +56,15 @@ class Mixture:
         """The same mixture with ``fn`` applied to every parameter tensor (e.g. a slice)."""
         return Mixture(**{name: fn(getattr(self, name)) for name in self.__dataclass_fields__})
 
+    def guide(self, free: Mixture, weight: float) -> Mixture:
+        """Classifier-free guidance (Ho & Salimans 2022) on the mixture's categorical parts: the
+        log weights and the flag logits moved ``weight`` times their difference from ``free``'s
+        (the prediction given no class); the components themselves stay the conditional ones."""
+        log_pi = torch.log_softmax(self.log_pi + weight * (self.log_pi - free.log_pi), dim=-1)
+        return Mixture(log_pi, self.mu, self.log_sigma, self.rho,
+                       self.eos_logit + weight * (self.eos_logit - free.eos_logit),
+                       self.eod_logit + weight * (self.eod_logit - free.eod_logit), self.class_logits)
+
     def log_density(self, xy: torch.Tensor) -> torch.Tensor:
         """log of eq. 22's mixture density at offsets ``xy`` (..., 2)."""
         return torch.logsumexp(self.log_pi + gaussian_log_density(xy, self.mu, self.log_sigma, self.rho),

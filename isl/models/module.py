@@ -35,7 +35,8 @@ class SequenceMDN(L.LightningModule):
                  init_from: str | None = None, sigma_floor_px: float | None = SIGMA_FLOOR_PX,
                  rho_bound: float = RHO_BOUND, max_weight_penalty: float = 0.0, init: str = "torch",
                  nll_epsilon: float = 0.0, misalign_ffnn: bool = False, class_inputs: bool = False,
-                 lr_warmup_points: int = 0, lr_warmup_start: float = 0.0, head: str = "mdn"):
+                 lr_warmup_points: int = 0, lr_warmup_start: float = 0.0, head: str = "mdn",
+                 class_dropout: float = 0.0):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"model.head must be one of {HEADS}, got {head!r}")
@@ -73,6 +74,10 @@ class SequenceMDN(L.LightningModule):
             raise ValueError("model.prediction_weight and model.class_loss_weight are both 0: nothing to learn")
         if not isinstance(class_inputs, bool):
             raise ValueError(f"model.class_inputs must be true or false, got {class_inputs!r}")
+        if isinstance(class_dropout, bool) or not isinstance(class_dropout, (int, float)) \
+                or not 0 <= class_dropout < 1 or (class_dropout and not class_inputs):
+            raise ValueError("model.class_dropout must be a fraction in [0, 1), above 0 only with "
+                             f"model.class_inputs=true, got {class_dropout!r}")
         if class_inputs and class_loss_weight:
             raise ValueError("model.class_inputs=true with model.class_loss_weight > 0 (task=classify): "
                              "the class to predict would be one of the inputs")
@@ -106,12 +111,15 @@ class SequenceMDN(L.LightningModule):
                 classes: torch.Tensor | None = None) -> tuple[Mixture | Moves, object]:
         """Steps (B, T, 4) -> the predicted distribution of each next step, and the state.
         ``classes`` (B,): each sequence's digit, fed one-hot at every step; given to a
-        class-conditional model (``model.class_inputs``) always and to any other never."""
+        class-conditional model (``model.class_inputs``) always and to any other never.
+        ``NO_CLASS`` for a sequence feeds it no class (all zeros: ``model.class_dropout``)."""
         if self.hparams.class_inputs:
             if classes is None:
                 raise ValueError("this model has model.class_inputs=true: it needs the class of "
                                  "every sequence it reads")
-            one_hot = F.one_hot(classes.long(), self.hparams.classes).to(steps.dtype)
+            classes = classes.long()
+            one_hot = (F.one_hot(classes.clamp_min(0), self.hparams.classes)
+                       * (classes != NO_CLASS).unsqueeze(-1)).to(steps.dtype)
             steps = torch.cat([steps, one_hot.unsqueeze(1).expand(-1, steps.shape[1], -1)], dim=-1)
         elif classes is not None:
             raise ValueError("this model has model.class_inputs=false: it reads no classes")
@@ -120,8 +128,15 @@ class SequenceMDN(L.LightningModule):
 
     def classes_for(self, labels: torch.Tensor) -> torch.Tensor | None:
         """What ``forward`` takes as ``classes`` for sequences of these labels: the labels for a
-        class-conditional model, nothing for any other."""
-        return labels if self.hparams.class_inputs else None
+        class-conditional model, nothing for any other. In training, ``model.class_dropout`` of
+        them (drawn per sequence) are ``NO_CLASS``, so that the model also learns to predict
+        without the class: what classifier-free guidance (``isl.generate --guidance``) needs."""
+        if not self.hparams.class_inputs:
+            return None
+        if self.training and self.hparams.class_dropout:
+            dropped = torch.rand(len(labels), device=labels.device) < self.hparams.class_dropout
+            return torch.where(dropped, torch.full_like(labels, NO_CLASS), labels)
+        return labels
 
     @torch.no_grad()
     def sample_step(self, prediction: Mixture | Moves, generator: torch.Generator | None = None,
@@ -433,6 +448,7 @@ class SequenceMDN(L.LightningModule):
 
 
 INITS = ("torch", "tf")
+NO_CLASS = -1  # a class-conditional model's input for "no class" (SequenceMDN.forward)
 HEADS = ("mdn", "moves")
 
 

@@ -67,6 +67,14 @@ class Moves:
         return Moves(fn(self.kind_logits), fn(self.dx_logits), fn(self.dy_logits), fn(self.class_logits),
                      self.shift, self.scale)
 
+    def guide(self, free: Moves, weight: float) -> Moves:
+        """Classifier-free guidance (Ho & Salimans 2022): every logit moved ``weight`` times its
+        difference from ``free``'s, the prediction of the same model given no class."""
+        def guided(cond, uncond):
+            return cond + weight * (cond - uncond)
+        return Moves(guided(self.kind_logits, free.kind_logits), guided(self.dx_logits, free.dx_logits),
+                     guided(self.dy_logits, free.dy_logits), self.class_logits, self.shift, self.scale)
+
     # --- likelihood ---------------------------------------------------------------------------
     def log_prob(self, target: torch.Tensor) -> torch.Tensor:
         """log P(row) of rows ``target`` (..., 4), offsets in input units -> (...).
