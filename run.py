@@ -1,6 +1,7 @@
 """Hydra entry point: ``python run.py [overrides]``, or ``python run.py -m ...`` for a sweep."""
 
 import os
+import sys
 import traceback
 from pathlib import Path
 
@@ -16,6 +17,7 @@ os.environ.setdefault("ISL_ROOT", str(Path(__file__).resolve().parent))
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    from isl.callbacks import Interrupted
     from isl.console import route_lightning_logs
     from isl.rundir import OtherConfigError
     from isl.train import run  # after Hydra parsed the command line: `--help` stays instant
@@ -29,6 +31,9 @@ def main(cfg: DictConfig) -> None:
         keep_error(out_dir)
         raise OSError(err.errno, f"cannot write in {out_dir} ({err}); free space or fix the "
                       "permissions, then run the same command again to resume") from err
+    except Interrupted as stop:  # Ctrl-C: its checkpoint is written; nothing failed
+        print(stop)
+        sys.exit(130)
     except OtherConfigError:  # the directory's run did not fail: it is left as it was
         raise
     except BaseException:

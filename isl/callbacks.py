@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
+import threading
 import time
 
 import lightning as L
@@ -160,3 +163,60 @@ class PointsProgressBar(RichProgressBar):
             if isinstance(callback, Curriculum):
                 metrics["curriculum"] = callback.describe(trainer.datamodule)
         return metrics
+
+
+class Interruption(L.Callback):
+    """Ctrl-C (SIGINT; SIGTERM too outside SLURM, whose requeue path handles it) stops training at
+    the end of the current batch, where every piece of state is whole: the run's ``last.ckpt`` is
+    then written as at any end of training, and ``interrupted`` holds the points processed, so
+    that the same command resumes from there exactly. A second Ctrl-C stops at once, as without
+    this. Under DDP (several processes) the signals are left to Lightning: ranks that stopped at
+    different batches would wait for each other."""
+
+    def __init__(self):
+        self.requested: int | None = None   # the signal received
+        self.interrupted: int | None = None  # points processed where training stopped for it
+        self._previous: dict = {}
+
+    def on_fit_start(self, trainer, module) -> None:
+        if trainer.world_size > 1 or threading.current_thread() is not threading.main_thread():
+            return
+        handled = [signal.SIGINT] + ([] if os.environ.get("SLURM_JOB_ID") else [signal.SIGTERM])
+        self._previous = {s: signal.getsignal(s) for s in handled}
+        for s in handled:
+            signal.signal(s, self._request)
+
+    def _request(self, signum, frame) -> None:
+        if self.requested is not None:  # asked twice: stop now
+            self._restore()
+            raise KeyboardInterrupt
+        self.requested = signum
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if self.requested is not None and not trainer.should_stop:
+            trainer.should_stop = True
+            self.interrupted = module.points_processed
+
+    def teardown(self, trainer, module, stage: str) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
+
+
+class Interrupted(Exception):
+    """Training stopped at a batch end for Ctrl-C (``Interruption``): ``points`` processed, the
+    checkpoint written; the same command resumes."""
+
+    def __init__(self, points: int):
+        super().__init__(f"interrupted at {points:,} points; the same command resumes")
+        self.points = points
+
+
+def raise_if_interrupted(trainer) -> None:
+    """After ``trainer.fit``: raise Interrupted if an ``Interruption`` stopped it."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, Interruption) and callback.interrupted is not None:
+            raise Interrupted(callback.interrupted)

@@ -31,7 +31,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
 from isl import rundir
-from isl.callbacks import PointsSchedule
+from isl.callbacks import Interrupted, PointsSchedule, raise_if_interrupted
 from isl.checkpoints import PointsCheckpoint
 from isl.console import log_to_console
 from isl.curricula import Curriculum
@@ -118,6 +118,11 @@ class IslCLI(LightningCLI):
             if isinstance(logger, CSVLogger):
                 resume_csv(logger, start.step)
         self.trainer.fit(model, datamodule=datamodule, ckpt_path=start.checkpoint, weights_only=True)
+        try:
+            raise_if_interrupted(self.trainer)
+        except Interrupted as stop:
+            print(stop)
+            raise SystemExit(130) from None
         if self.trainer.global_rank == 0:
             print(finish_run(out_dir, model, self.curriculum, self.schedule, self.checkpoints))
 

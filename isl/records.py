@@ -92,10 +92,6 @@ SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")
 NOT_A_NUMBER = ("—", "not reached", "–")
 
 
-class CheckError(ValueError):
-    """A marked table that does not match its records (the message names the table and cell)."""
-
-
 def printed_numbers(cell: str) -> list[tuple[float, float]]:
     """The numbers printed in a table cell, each with half a unit of its last printed digit."""
     found = []

@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from isl import rundir
-from isl.callbacks import PointsProgressBar, PointsSchedule
+from isl.callbacks import Interruption, PointsProgressBar, PointsSchedule, raise_if_interrupted
 from isl.schedule import log_spaced
 from isl.checkpoints import AtomicCheckpointIO, PointsCheckpoint, atomic_write
 from isl.curricula import Curriculum
@@ -84,6 +84,7 @@ def train(cfg: DictConfig, out_dir: Path) -> str:
                             default_root_dir=out_dir,
                             **points_run(curriculum, schedule, checkpoints, others))
         trainer.fit(model, datamodule=dm, ckpt_path=start.checkpoint, weights_only=True)
+    raise_if_interrupted(trainer)
     if trainer.global_rank != 0:
         return ""  # under DDP, rank 0 reports
     task = "" if cfg.task == "predict" else f" to {cfg.task}"
@@ -104,9 +105,10 @@ def points_run(curriculum: Curriculum, schedule: PointsSchedule, checkpoints: Po
                others=()) -> dict:
     """The Trainer arguments of a training run by points (run.py's and isl.cli's): the
     callbacks in the order they must run (a checkpoint is taken after the curriculum and the
-    evaluation of its step), the progress bar in points, and only our checkpoints, written
-    atomically."""
-    return {"callbacks": [curriculum, schedule, checkpoints, PointsProgressBar(schedule.budget), *others],
+    evaluation of its step; Ctrl-C stops training after all of them), the progress bar in points,
+    and only our checkpoints, written atomically."""
+    return {"callbacks": [curriculum, schedule, checkpoints, PointsProgressBar(schedule.budget), *others,
+                          Interruption()],
             "plugins": [AtomicCheckpointIO()], "enable_checkpointing": False}
 
 

@@ -223,3 +223,24 @@ def test_a_run_under_the_original_test_protocol_resumes_to_the_same_rows(full_da
     md = (report.write_report(job) / "summary.md").read_text()
     assert "Test protocol **original** (the paper's code)" in md
     assert "| regular | 1 |" in md
+
+
+def test_ctrl_c_writes_the_checkpoint_says_how_to_resume_and_resumes_to_the_same_metrics(full_data_dir, wholes,
+                                                                                          tmp_path):
+    whole, _ = wholes(RUN)
+    cmd = command(tmp_path, "name=stopped", *RUN)
+    job = tmp_path / "stopped"
+    proc = start_until_checkpoint(cmd, full_data_dir, job / "checkpoints" / "last.ckpt", extra_wait=0.3)
+    first = (job / "checkpoints" / "last.ckpt").stat().st_mtime_ns
+    os.killpg(proc.pid, signal.SIGINT)                                # Ctrl-C in its terminal
+    assert proc.wait(timeout=120) == 130
+    out = "".join(proc.communicate())
+    assert not (job / "error.txt").exists() and not (job / "result.json").exists()
+    assert (job / "checkpoints" / "last.ckpt").stat().st_mtime_ns > first   # written where it stopped
+    stopped_at = torch.load(job / "checkpoints" / "last.ckpt", weights_only=True)["points_processed"]
+    assert 5000 < stopped_at < 24000, out
+    assert f"interrupted at {stopped_at:,} points; the same command resumes" in out
+    resumed = run(cmd, full_data_dir)
+    assert f"Resuming from {job / 'checkpoints' / 'last.ckpt'} at {stopped_at:,} sequence points" \
+        in resumed.stdout + resumed.stderr
+    assert result(job) == result(whole) and metrics(job) == metrics(whole)

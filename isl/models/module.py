@@ -256,7 +256,9 @@ class SequenceMDN(L.LightningModule):
         self.points_processed += points
         self.last_sums = sums
         self._sums = sums if self._sums is None else self._sums + sums
-        if (batch_idx + 1) % self.trainer.log_every_n_steps == 0:
+        # By optimizer steps, which a resumed run restores whichever loop state it stopped in
+        # (one stopped by Ctrl-C, or extended past its budget, starts a new loop epoch).
+        if self.global_step % self.trainer.log_every_n_steps == 0:
             self._log_train()
 
     def _warm_up(self, optimizer, points: int) -> None:
