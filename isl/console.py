@@ -5,6 +5,7 @@ step-ups, resuming) beside them, and nothing a user cannot act on."""
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import warnings
 
@@ -12,8 +13,14 @@ import warnings
 _ADVERT = "💡 Tip:"
 
 
+# Lightning's device banner: "GPU available: False, used: False", "TPU available: False, using: 0
+# TPU cores", ...; a line is kept only where the device is used.
+_UNUSED_DEVICE = re.compile(r"^\w+ available: \w+, (used: False|using: 0 )")
+
+
 def _not_advert(record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith(_ADVERT)
+    text = str(record.msg)
+    return not (text.startswith(_ADVERT) or _UNUSED_DEVICE.match(text))
 
 
 class _Current:
@@ -38,7 +45,8 @@ def _above_progress_bar(logger: logging.Logger) -> None:
 
 
 def quiet_lightning() -> None:
-    """Drop Lightning's adverts and a deprecation warning it triggers in torch."""
+    """Drop Lightning's adverts, its lines about devices not used, and a deprecation warning it
+    triggers in torch."""
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if _not_advert not in rank_zero.filters:
         rank_zero.addFilter(_not_advert)
