@@ -78,6 +78,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -295,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder with the MNIST files (default $ISL_MNIST_DIR, ../shared/data/mnist, download)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # e.g. the scorer trained on first use
     if args.bias < 0:
         parser.error("--bias must be >= 0")
     if not args.temperature > 0:

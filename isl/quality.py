@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import logging
 import sys
 import tarfile
 import tempfile
@@ -227,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mnist-dir", default=None,
                         help="folder with the MNIST files (default $ISL_MNIST_DIR, ../shared/data/mnist, download)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # e.g. the scorer trained on first use
     if args.bias < 0:
         parser.error("--bias must be >= 0")
     if not args.temperature > 0:

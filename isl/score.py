@@ -184,6 +184,7 @@ def load_classifier(source: MnistSource | None = None, seed: int = 0) -> DigitCl
             return model.eval()
         except Exception as err:  # noqa: BLE001 - a damaged file fails torch.load in many ways
             log.warning("Ignoring unreadable scorer cache %s (%s); retraining.", path, err)
+    log.info("Training the digit scorer once (about 3 minutes of one CPU core); it is cached at %s", path)
     start = time.perf_counter()
     model = train_classifier(train, seed)
     buffer = io.BytesIO()

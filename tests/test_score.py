@@ -198,6 +198,7 @@ def test_the_classifier_is_trained_once_cached_and_reused(small_scorer, monkeypa
     assert torch.equal(torch.random.get_rng_state(), rng_state)  # training leaves it alone
     [cached] = (small_scorer.data_dir / "cache").glob("scorer-*.pt")
     assert "Trained the digit scorer" in caplog.text and str(cached) in caplog.text
+    assert caplog.text.index("Training the digit scorer once") < caplog.text.index("Trained")  # said first
     monkeypatch.setattr(scorer_module, "train_classifier", lambda *a, **k: pytest.fail("retrained"))
     again = load_classifier(small_scorer)
     assert torch.equal(torch.random.get_rng_state(), rng_state)
