@@ -451,8 +451,11 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", ysca
                     md += [NO_DENSITY, ""]
             md += reference_table(next(iter(curves.values())).reference)
         for curve in curves.values():
-            md += [f"**Warning** ({curve.curriculum}): {w}" for w in curve.warnings]
-            md += [""] if curve.warnings else []
+            warnings = curve.warnings + ([f"only {len(curve.points)} evaluation(s), too few for a curve: "
+                                          "run with budget.evals_per_decade=4 (or a smaller budget.eval_every)"]
+                                         if len(curve.points) < 3 else [])
+            md += [f"**Warning** ({curve.curriculum}): {w}" for w in warnings]
+            md += [""] if warnings else []
         table += rows
         baseline = SCRATCH if is_transfer(curves) else "regular"
         if baseline not in curves:

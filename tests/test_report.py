@@ -321,6 +321,13 @@ def test_a_head_without_a_density_leaves_its_nll_empty_and_says_why(tmp_path):
     assert report.NO_DENSITY not in summary[:summary.index("## lstm, batching=sequences, model.head=moves")]
 
 
+def test_a_curve_of_too_few_evaluations_and_a_cell_without_regular_are_named(tmp_path):
+    write_job(tmp_path, 0, "length", "sequences", "lstm", 1, [0, 4000], [10, 4])
+    summary = (report.write_report(tmp_path) / "summary.md").read_text()
+    assert "**Warning** (length): only 2 evaluation(s), too few for a curve" in summary
+    assert "No `regular` runs in this cell: nothing to compare against." in summary
+
+
 def test_one_cell_has_no_side_by_side_table(tmp_path):
     write_job(tmp_path, 0, "regular", "sequences", "lstm", 1, P1, [10, 8, 6, 5, 4])
     write_job(tmp_path, 1, "length", "sequences", "lstm", 1, P1, [10, 6, 4, 2, 1])
