@@ -55,7 +55,9 @@ def random_mixture(shape, hidden=HIDDEN, components=K, scale=3.0, seed=0, dtype=
     """The head's output on random hidden states, weights scaled up so that the parameters
     spread (weights far from uniform, sigmas over orders of magnitude, |rho| close to 1)."""
     g = torch.Generator().manual_seed(seed)
-    head = MixtureDensityHead(hidden, components).to(dtype)
+    with torch.random.fork_rng(devices=[]):  # its initial weights too: the same whatever ran before
+        torch.manual_seed(seed)
+        head = MixtureDensityHead(hidden, components).to(dtype)
     with torch.no_grad():
         head.linear.weight.mul_(scale)
         h = torch.randn(*shape, hidden, generator=g, dtype=dtype)
