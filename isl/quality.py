@@ -52,7 +52,7 @@ from isl.checks import positive_int_arg
 from isl.data.published import write_generated
 from isl.data.sources import local_mnist
 from isl.files import atomic_write
-from isl.generate import asked_classes, generate, training_starts
+from isl.generate import asked_classes, generate, on_whole_pixels, training_starts
 from isl.models.module import load_model
 from isl.schedule import log_spaced
 from isl.score import load_classifier, score
@@ -105,7 +105,6 @@ def generate_copy(checkpoint: Path, starts: dict[bool, np.ndarray], settings: di
 
 def save_set(path: Path, digits: list[np.ndarray], classes) -> None:
     """``digits`` as the ``isl.generate --save`` folder, packed into ``path`` (.tar.gz)."""
-    from isl.generate import on_whole_pixels
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_generated([on_whole_pixels(d) for d in digits], Path(tmp) / path.name.split(".")[0],
                                  classes)
