@@ -7,9 +7,11 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 import isl.config  # noqa: F401  (registers the config schema with Hydra)
+from isl.usage import refuse, wrong_input
 import isl.transfer  # noqa: F401  (registers ${isl.predictor:...} for experiment=transfer)
 
 os.environ.setdefault("ISL_ROOT", str(Path(__file__).resolve().parent))
@@ -34,10 +36,11 @@ def main(cfg: DictConfig) -> None:
     except Interrupted as stop:  # Ctrl-C: its checkpoint is written; nothing failed
         print(stop)
         sys.exit(130)
-    except OtherConfigError:  # the directory's run did not fail: it is left as it was
-        raise
-    except BaseException:
-        keep_error(out_dir)
+    except BaseException as err:
+        if not isinstance(err, OtherConfigError):  # that directory's run did not fail: left as it was
+            keep_error(out_dir)
+        if wrong_input(err) and HydraConfig.get().mode == RunMode.RUN:  # a sweep goes on to its other jobs
+            refuse(err)
         raise
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import shlex
 from pathlib import Path
@@ -20,6 +21,7 @@ from isl.checks import positive_int
 from isl.files import atomic_write
 
 LAST = "last.ckpt"
+PREV = "last.prev.ckpt"  # the save before last.ckpt: a resume falls back on it if last.ckpt is unreadable
 KEPT = "points-{:010d}.ckpt"  # a copy kept along training, named by the points processed
 
 
@@ -31,14 +33,24 @@ def kept_copies(job_dir: Path) -> list[tuple[int, Path]]:
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's torch.save checkpoints, written atomically (Lightning's own write can leave a
-    truncated file when the process is killed mid-write)."""
+    truncated file when the process is killed mid-write). A new ``last.ckpt`` keeps the one it
+    replaces as ``last.prev.ckpt``."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        atomic_write(Path(path), buffer.getbuffer())
+        path = Path(path)
+        if path.name != LAST or not path.is_file():
+            atomic_write(path, buffer.getbuffer())
+            return
+        # Written in full before the old one moves: a full disk leaves last.ckpt as it was, a
+        # kill between the renames last.prev.ckpt, which a resume falls back on.
+        new = path.with_name(f"{LAST}.new")
+        atomic_write(new, buffer.getbuffer())
+        os.replace(path, path.with_name(PREV))
+        os.replace(new, path)
 
 
 class PointsCheckpoint(L.Callback):

@@ -1,6 +1,7 @@
 """The schema of ``conf/config.yaml``: Hydra checks names and types against it when it composes
 the config, so a typo or a wrong type fails before anything runs, naming the key. Ranges are
-checked by the classes the values go to (e.g. ``budget.points must be a positive integer``)."""
+checked by the classes the values go to (e.g. ``budget.points must be a positive integer``),
+which ``isl.usage.CheckFirst`` builds before a run's directory is created."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ OmegaConf.register_new_resolver("isl.run_name", run_name, use_cache=True, replac
 class Budget:
     points: int = MISSING       # sequence points processed before training stops
     eval_every: int = MISSING   # test evaluation every this many training points
-    evals_per_decade: int = 0   # and this many, log-spaced, per decade of the budget's last three
+    evals_per_decade: int = MISSING  # and this many, log-spaced, per decade of the budget's last three
     # full: the whole test subset at those points; original: the paper's code's test batches
     # (isl.callbacks.PointsSchedule). Its default lives here, not in config.yaml, whose own
     # values come after setup=original's in the defaults list.
@@ -91,3 +92,4 @@ class Config:
 
 
 ConfigStore.instance().store(name="schema", node=Config)
+

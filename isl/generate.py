@@ -81,16 +81,15 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from isl.data.published import write_generated
-from isl.data.sources import local_mnist
-from isl.checkpoints import write_sidecar
 from isl.checks import positive_int, positive_int_arg
-from isl.models.module import NO_CLASS, check_class_inputs, load_model
-from isl.viz.strokes import save_grid
+from isl.data.published import write_generated
+
+if TYPE_CHECKING:
+    import torch
 
 # Median start point (x, y; 1-based pixels) of the MNIST training digits as isl.data.builder
 # makes them; see the module docstring.
@@ -98,7 +97,6 @@ DEFAULT_START = (13.0, 8.0)
 END_ROW = (0.0, 0.0, 1.0, 1.0)
 
 
-@torch.no_grad()
 def generate(model, n: int, generator: torch.Generator | None = None, bias: float = 0.0,
              max_steps: int = 100, prime: list[np.ndarray] | None = None,
              start=DEFAULT_START, classes=None, whole_pixels: bool = False,
@@ -119,6 +117,10 @@ def generate(model, n: int, generator: torch.Generator | None = None, bias: floa
     plain sampling) tempers every draw (see the module docstring); ``guidance`` w > 0 (with
     ``classes``) draws from the prediction moved w times away from the same model's given no class.
     """
+    import torch
+
+    from isl.models.module import NO_CLASS, check_class_inputs
+
     positive_int("n", n)
     if guidance and (classes is None or not guidance > 0):
         raise ValueError(f"guidance must be > 0 and needs classes asked for, got {guidance!r}")
@@ -153,45 +155,46 @@ def generate(model, n: int, generator: torch.Generator | None = None, bias: floa
     was_training = model.training
     model.eval()
     try:
-        device = model.offset_scale.device
-        conditioning = None if classes is None else torch.as_tensor(classes, device=device)
+        with torch.no_grad():
+            device = model.offset_scale.device
+            conditioning = None if classes is None else torch.as_tensor(classes, device=device)
 
-        def units(x: torch.Tensor) -> torch.Tensor:  # rows in pixels -> as collate feeds them
-            return torch.cat([model.to_units(x[:, :2]), x[:, 2:]], dim=-1)
+            def units(x: torch.Tensor) -> torch.Tensor:  # rows in pixels -> as collate feeds them
+                return torch.cat([model.to_units(x[:, :2]), x[:, 2:]], dim=-1)
 
-        rows = [list(torch.from_numpy(p)) for p in prefixes]  # rows so far, in pixels (CPU)
-        done = [False] * n
-        x = torch.stack([r[0] for r in rows]).to(device)      # (n, 4) row to feed, pixels
-        state = free_state = None
-        t = 0  # x holds row t of every unfinished sequence
-        while not all(done):
-            mixture, state = model(units(x).unsqueeze(1), state, classes=conditioning)
-            if guidance:  # the same model without the class, on its own state
-                free, free_state = model(units(x).unsqueeze(1), free_state,
-                                         classes=torch.full_like(conditioning, NO_CLASS))
-                mixture = mixture.guide(free, guidance)
-            drawn = model.sample_step(mixture, generator, bias, temperature).squeeze(1)
-            drawn = torch.cat([model.to_pixels(drawn[:, :2]), drawn[:, 2:]], dim=-1)  # (n, 4) pixels
-            drawn = drawn.float().cpu()
-            if whole_pixels:
-                drawn[:, :2] = drawn[:, :2].round()
-            following = []
-            for i in range(n):
-                if done[i]:
-                    following.append(torch.zeros(4))  # fed but unused: the batch runs on
-                    continue
-                if t + 1 < len(rows[i]):                  # still inside the primed prefix
-                    following.append(rows[i][t + 1])
-                    continue
-                row = canonical(drawn[i])
-                if row[3] == 1 or len(rows[i]) == max_steps:
-                    rows[i].append(torch.tensor(END_ROW))
-                    done[i] = True
-                else:
-                    rows[i].append(row)
-                following.append(rows[i][-1])
-            x = torch.stack(following).to(device)
-            t += 1
+            rows = [list(torch.from_numpy(p)) for p in prefixes]  # rows so far, in pixels (CPU)
+            done = [False] * n
+            x = torch.stack([r[0] for r in rows]).to(device)      # (n, 4) row to feed, pixels
+            state = free_state = None
+            t = 0  # x holds row t of every unfinished sequence
+            while not all(done):
+                mixture, state = model(units(x).unsqueeze(1), state, classes=conditioning)
+                if guidance:  # the same model without the class, on its own state
+                    free, free_state = model(units(x).unsqueeze(1), free_state,
+                                             classes=torch.full_like(conditioning, NO_CLASS))
+                    mixture = mixture.guide(free, guidance)
+                drawn = model.sample_step(mixture, generator, bias, temperature).squeeze(1)
+                drawn = torch.cat([model.to_pixels(drawn[:, :2]), drawn[:, 2:]], dim=-1)  # (n, 4) pixels
+                drawn = drawn.float().cpu()
+                if whole_pixels:
+                    drawn[:, :2] = drawn[:, :2].round()
+                following = []
+                for i in range(n):
+                    if done[i]:
+                        following.append(torch.zeros(4))  # fed but unused: the batch runs on
+                        continue
+                    if t + 1 < len(rows[i]):                  # still inside the primed prefix
+                        following.append(rows[i][t + 1])
+                        continue
+                    row = canonical(drawn[i])
+                    if row[3] == 1 or len(rows[i]) == max_steps:
+                        rows[i].append(torch.tensor(END_ROW))
+                        done[i] = True
+                    else:
+                        rows[i].append(row)
+                    following.append(rows[i][-1])
+                x = torch.stack(following).to(device)
+                t += 1
     finally:
         model.train(was_training)
     return [torch.stack(r).numpy().astype(np.float32) for r in rows]
@@ -200,6 +203,8 @@ def generate(model, n: int, generator: torch.Generator | None = None, bias: floa
 def canonical(row: torch.Tensor) -> torch.Tensor:
     """A drawn row in the data's form: pen-lift and end rows carry no offset, an end row is also
     an end of stroke."""
+    import torch
+
     if row[3] == 1:
         return torch.tensor(END_ROW)
     if row[2] == 1:
@@ -212,6 +217,8 @@ def training_starts(n: int, rng: np.random.Generator, source=None, classes=None)
     ``source``'s training sequences (default: the MNIST build, ``local_mnist()``); with
     ``classes`` (n digits), sequence i's from the training digits of class ``classes[i]``: a 1
     and a 0 start in different places, and a network asked for one needs its start."""
+    from isl.data.sources import local_mnist
+
     train = (source or local_mnist()).load("train")
     starts = train.steps[train.starts[:-1], :2].astype(np.float32)
     if classes is None:
@@ -239,6 +246,8 @@ def on_whole_pixels(sequence: np.ndarray) -> np.ndarray:
 def real_prefixes(k: int, n: int, source=None) -> tuple[list[np.ndarray], np.ndarray]:
     """The first ``k`` rows (never the end row) of the first ``n`` test digits, and their labels,
     from ``source`` (default: the MNIST build, ``local_mnist()``)."""
+    from isl.data.sources import local_mnist
+
     test = (source or local_mnist()).load("test", n)
     if len(test) < n:
         raise ValueError(f"the test split holds only {len(test)} digits, asked to prime {n}")
@@ -309,6 +318,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--start and --prime exclude each other: a primed digit starts where its real digit does")
     if args.prime is not None and args.digit is not None:
         parser.error("--digit and --prime exclude each other: a primed digit is given its real digit's class")
+
+    import torch
+
+    from isl.checkpoints import write_sidecar
+    from isl.data.sources import local_mnist
+    from isl.models.module import check_class_inputs, load_model
+    from isl.viz.strokes import save_grid
 
     model = load_model(args.checkpoint, args.device)
     if args.bias and model.hparams.head != "mdn":

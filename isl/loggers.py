@@ -57,6 +57,9 @@ def build_loggers(cfg: DictConfig, out_dir: Path, resume_step: int | None = None
     wandb_cfg = OmegaConf.select(cfg, "logger.wandb", default=None)
     if wandb_cfg is not None:
         loggers.append(build_wandb_logger(cfg, out_dir, csv_rows=kept))
+    elif _sweep_job() == 0:  # a sweep's first job says it, once
+        log.info("dashboards: this sweep logs CSV only (metrics.csv per job); add logger=wandb for "
+                 "W&B (offline without credentials, synced later with `wandb sync`)")
     return loggers
 
 
@@ -275,6 +278,15 @@ def _hydra_context(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     if name:
         context["name"] = redact_text("-".join(name))
     return context
+
+
+def _sweep_job() -> int | None:
+    """This job's number in a Hydra sweep; None outside one."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return HydraConfig.get().job.num
+    return None
 
 
 def _relative(path: Path, base) -> str:

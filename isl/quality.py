@@ -45,19 +45,14 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from isl.checkpoints import kept_copies
 from isl.checks import positive_int_arg
 from isl.data.published import write_generated
-from isl.data.sources import local_mnist
 from isl.files import atomic_write
 from isl.generate import asked_classes, generate, on_whole_pixels, training_starts
-from isl.models.module import load_model
 from isl.schedule import log_spaced
 from isl.score import load_classifier, score
 from isl.sweeps import Curve, find_jobs, load_job, load_yaml, mark_variants, ordered
-from isl.viz.curves import plot_curves
 
 SCORES = "generation.csv"
 SETTINGS = ("n", "seed", "bias", "max_steps", "temperature")
@@ -94,6 +89,10 @@ def set_name(settings: dict, class_inputs: bool) -> str:
 def generate_copy(checkpoint: Path, starts: dict[bool, np.ndarray], settings: dict):
     """(``settings["n"]`` unprimed digits generated from ``checkpoint``, the classes they were
     asked for or None); ``starts`` by whether the model is class-conditional (see ``main``)."""
+    import torch
+
+    from isl.models.module import load_model
+
     model = load_model(checkpoint)
     classes = asked_classes(model, settings["n"])
     generator = torch.Generator().manual_seed(settings["seed"])
@@ -119,6 +118,8 @@ def score_job(job_dir: Path, scorer, starts: dict[bool, np.ndarray], settings: d
     conditional one for a class-conditional model): those in its ``generation.csv`` read back,
     the others scored now and appended to it one by one; a finished job's last copy's digits
     kept in ``generated/`` (see the module docstring)."""
+    from isl.checkpoints import kept_copies
+
     class_inputs = conditional(job_dir)
     n = settings["n_conditional"] if class_inputs else settings["n"]
     settings = {**{k: v for k, v in settings.items() if k != "n_conditional"}, "n": n}
@@ -234,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--temperature must be > 0")
     if not args.sweep.is_dir():
         parser.error(f"no sweep directory at {args.sweep}")
+
+    from isl.checkpoints import kept_copies
+    from isl.data.sources import local_mnist
+    from isl.viz.curves import plot_curves
+
     settings = {"n": args.n, "n_conditional": args.n_conditional, "seed": args.seed, "bias": args.bias,
                 "max_steps": args.max_steps, "temperature": args.temperature}
     out = args.out or args.sweep / "report"

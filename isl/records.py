@@ -28,7 +28,6 @@ import shutil
 import sys
 from pathlib import Path
 
-from isl.rundir import RESULT
 from isl.sweeps import find_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +42,8 @@ def copy_finished(source: Path, dest: Path) -> list[str]:
     unless ``dest`` has that job already (then only bring what is written after the end up to
     date: its ``APPENDED`` file and ``GENERATED`` sets);
     return the jobs copied or brought up to date."""
+    from isl.rundir import RESULT
+
     copied = []
     for job in find_jobs(source):
         name = job.relative_to(source)

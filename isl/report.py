@@ -66,7 +66,6 @@ from pathlib import Path
 
 import numpy as np
 
-from isl.callbacks import ORIGINAL_TEST_EVERY, ORIGINAL_TEST_SEQUENCES
 from isl.checks import positive_int_arg
 from isl.sweeps import WINDOW, Cell, Curve, aggregate, find_jobs, load_job, mark_variants
 
@@ -199,6 +198,8 @@ def summarise_transfer(curves: dict[str, Curve]) -> list[dict]:
 
 def protocol_text(protocols: list[str], window: int, short: bool = False) -> str:
     """What the test curves measure, for a figure's title (``short``) or the summary."""
+    from isl.callbacks import ORIGINAL_TEST_EVERY, ORIGINAL_TEST_SEQUENCES
+
     texts = {"full": "full" if short else "**full**: the whole test subset at every evaluation",
              "original": (f"original ({ORIGINAL_TEST_SEQUENCES}-sequence test batch every "
                           f"{ORIGINAL_TEST_EVERY} training batches, rolling mean over {window})" if short else
@@ -459,7 +460,9 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", ysca
         table += rows
         baseline = SCRATCH if is_transfer(curves) else "regular"
         if baseline not in curves:
-            md += [f"No `{baseline}` runs in this cell: nothing to compare against.", ""]
+            how = ("sweep `curriculum=regular` beside the others (e.g. `curriculum=regular,length`)"
+                   if baseline == "regular" else "the sweep's scratch arm, `transfer.source=scratch`")
+            md += [f"No `{baseline}` runs in this cell: no speed-up or reduction to compute; {how}.", ""]
         marks = at or default_marks(max(c.points[-1] for c in curves.values()))
         for metric in (("accuracy",) if is_transfer(curves) else ("rmse_sampled", "rmse_expected")):
             if lines := along_the_way(curves, metric, baseline, marks):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from isl.checkpoints import LAST
+from isl.checkpoints import LAST, PREV
 from isl.files import atomic_write
 from isl.loggers import redact
 
@@ -104,19 +105,58 @@ def prepare(out_dir: Path, current: dict, budget: int, rename: str = "name=<new 
         stored = json.loads(result.read_text())
         if stored.get("points", 0) >= budget:
             return Start(finished=f"already finished ({result}):\n" + stored["summary"])
-    last = out_dir / "checkpoints" / LAST
-    if last.is_file():
-        try:
-            checkpoint = torch.load(last, map_location="cpu", weights_only=True)
-        except Exception as err:  # written atomically, so only a foreign or damaged file
-            raise ValueError(f"cannot resume from {last}: not a readable checkpoint ({err}); "
-                             f"delete it to start the run over") from err
-        start = Start(checkpoint=last, step=int(checkpoint["global_step"]),
-                      points=int(checkpoint.get("points_processed", 0)))
-        log.info("Resuming from %s at %s sequence points", last, f"{start.points:,}")
-        return start
+    last, prev = out_dir / "checkpoints" / LAST, out_dir / "checkpoints" / PREV
+    if last.is_file() or prev.is_file():
+        return _resume(last, prev)
     atomic_write(saved_path, yaml.safe_dump(current, sort_keys=True))
     return Start()
+
+
+def _resume(last: Path, prev: Path) -> Start:
+    """Resume from ``last``, else from ``prev``, the save before it: when ``last`` is gone (a
+    kill between the renames of a save) or unreadable (a damaged or foreign file: ours are
+    written atomically). An unreadable ``last`` is moved aside, so that the next save does not
+    keep it as the previous one."""
+    unreadable = {}
+    for path in (last, prev):
+        if not path.is_file():
+            continue
+        try:
+            checkpoint = _read(path)
+        except ValueError as err:
+            unreadable[path] = str(err)
+            continue
+        if last in unreadable:
+            aside = last.with_name(f"{LAST}.unreadable")
+            last.replace(aside)
+            log.warning("%s is not a readable checkpoint (%s), moved to %s: resuming from %s, the "
+                        "save before it", last, unreadable[last], aside.name, prev.name)
+        start = Start(checkpoint=path, step=int(checkpoint["global_step"]),
+                      points=int(checkpoint.get("points_processed", 0)))
+        log.info("Resuming from %s at %s sequence points", path, f"{start.points:,}")
+        return start
+    files = " nor from ".join(f"{path} ({why})" for path, why in unreadable.items())
+    earlier = "" if prev in unreadable else f" (there is no earlier save, {prev.name}, to resume from)"
+    raise ValueError(f"cannot resume from {files}: delete {'them' if len(unreadable) > 1 else 'it'} "
+                     f"to start the run over{earlier}")
+
+
+def _read(checkpoint: Path) -> dict:
+    """A checkpoint to resume from, else a ValueError saying why in a few words (torch's own
+    messages advise loading the file unsafely and filing an issue)."""
+    size = checkpoint.stat().st_size
+    if not size:
+        raise ValueError("an empty file")
+    try:
+        with warnings.catch_warnings():  # torch's about the pickle protocol of a foreign file
+            warnings.simplefilter("ignore")
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"damaged or not a checkpoint: torch.load fails with {type(err).__name__} "
+                         f"on its {size:,} bytes") from None
+    if not isinstance(state, dict) or "global_step" not in state:
+        raise ValueError("not a checkpoint of a run: no global_step")
+    return state
 
 
 def _differences(saved: dict, current: dict) -> list[str]:

@@ -51,19 +51,22 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from torch import nn
 
-from isl.checkpoints import atomic_write
 from isl.data.published import read_generated
 from isl.data.sequences import DataFormatError, StrokeSet
-from isl.data.sources import MnistSource, local_mnist
+from isl.files import atomic_write
 from isl.scribbles import scribbles
+
+if TYPE_CHECKING:
+    import torch
+
+    from isl.data.sources import MnistSource
+    from isl.models.scorer import DigitClassifier
 
 log = logging.getLogger(__name__)
 
@@ -103,22 +106,11 @@ def render(sequences: list[np.ndarray]) -> np.ndarray:
     return images
 
 
-class DigitClassifier(nn.Module):
-    """Two 3x3 convolution blocks and a small dense layer: 28x28 -> 11 class logits."""
-
-    def __init__(self):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(32 * 7 * 7, 64), nn.ReLU(), nn.Linear(64, NOT_A_DIGIT + 1))
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images.unsqueeze(1).float())
-
-
 def _shifted(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Each image moved by its own random whole-pixel shift of up to SHIFT in x and y."""
+    import torch
+    import torch.nn.functional as F
+
     n = len(images)
     padded = F.pad(images, (SHIFT, SHIFT, SHIFT, SHIFT))
     dy, dx = torch.randint(0, 2 * SHIFT + 1, (2, n, 1), generator=generator)
@@ -130,12 +122,19 @@ def _shifted(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 def train_classifier(train: StrokeSet, seed: int = 0) -> DigitClassifier:
     """A DigitClassifier fitted to the renderings of ``train`` and SCRIBBLES scribbles; the
     caller's global random state is left as it was."""
+    import torch
+
+    from isl.models.scorer import DigitClassifier
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the network's initial weights
-        return _fit(DigitClassifier(), train, torch.Generator().manual_seed(seed), seed)
+        return _fit(DigitClassifier(NOT_A_DIGIT + 1), train, torch.Generator().manual_seed(seed), seed)
 
 
 def _fit(model: DigitClassifier, train: StrokeSet, generator: torch.Generator, seed: int) -> DigitClassifier:
+    import torch
+    import torch.nn.functional as F
+
     digits = [train.sequence(i) for i in range(len(train))]
     images = torch.from_numpy(render(digits + scribbles(SCRIBBLES, seed)))
     labels = torch.cat([torch.from_numpy(train.labels.astype(np.int64)),
@@ -173,13 +172,18 @@ def cache_path(train: StrokeSet, data_dir: str | Path, seed: int = 0) -> Path:
 def load_classifier(source: MnistSource | None = None, seed: int = 0) -> DigitClassifier:
     """The classifier trained on ``source``'s training split (default: ``local_mnist()``),
     from its cache, else trained now and cached (atomically)."""
+    import torch
+
+    from isl.data.sources import local_mnist
+    from isl.models.scorer import DigitClassifier
+
     source = source or local_mnist()
     train = source.load("train")
     path = cache_path(train, source.data_dir, seed)
     if path.exists():
         try:
             with torch.device("meta"):  # no initial weights: drawing them would use the global RNG
-                model = DigitClassifier()
+                model = DigitClassifier(NOT_A_DIGIT + 1)
             model.load_state_dict(torch.load(path, weights_only=True), assign=True)
             return model.eval()
         except Exception as err:  # noqa: BLE001 - a damaged file fails torch.load in many ways
@@ -194,11 +198,13 @@ def load_classifier(source: MnistSource | None = None, seed: int = 0) -> DigitCl
     return model
 
 
-@torch.no_grad()
 def probabilities(model: DigitClassifier, sequences: list[np.ndarray]) -> np.ndarray:
     """(N, 11) class probabilities of ``sequences``: digits 0-9, then not a digit."""
+    import torch
+
     images = torch.from_numpy(render(sequences))
-    return torch.cat([model(part).softmax(-1) for part in images.split(1024)]).numpy()
+    with torch.no_grad():
+        return torch.cat([model(part).softmax(-1) for part in images.split(1024)]).numpy()
 
 
 def score(model: DigitClassifier, sequences: list[np.ndarray], labels=None, classes=None) -> dict:
@@ -274,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.n is not None and args.n < 1:
         parser.error("--n must be >= 1")
+
+    from isl.data.sources import local_mnist
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # on stderr: stdout is the JSON
     source = local_mnist(args.data_dir, args.mnist_dir)

@@ -3,12 +3,14 @@ training run by points needs whichever way it is started (run.py or isl.cli)."""
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
 import lightning as L
 import numpy as np
-from hydra.utils import instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from isl import rundir
@@ -39,14 +41,57 @@ def check_config(cfg: DictConfig) -> None:
         raise ValueError(f"task must be one of {TASKS}, got {cfg.task!r}")
 
 
+def check_values(cfg: DictConfig) -> None:
+    """Check every value of ``cfg`` by building what it configures, writing nothing: a wrong one
+    raises a ValueError that names the key, the value and what is allowed. Run first by
+    isl.usage.CheckFirst, before Hydra creates the run's directory."""
+    check_config(cfg)
+    if cfg.task == "data":
+        build_datamodule(cfg)
+    else:
+        build_run(cfg)
+
+
+def instantiated(node: DictConfig, key: str, **kwargs):
+    """``instantiate(node)`` (``key``: where it is in the config), after checking that its
+    ``_target_`` takes every key it is given: one it does not take (``+model.hiden=8``) would fail
+    as a TypeError deep in Hydra, naming neither. The class's own ValueError is raised as it is,
+    not in Hydra's wrapper."""
+    params = inspect.signature(get_object(node._target_)).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    if not takes_any and (unknown := [k for k in node if not k.startswith("_") and k not in params]):
+        raise ValueError(f"{key}.{unknown[0]}={node[unknown[0]]}: {key} has no key {unknown[0]!r}; "
+                         f"its keys: {', '.join(params)}")
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, ValueError):
+            raise err.__cause__ from None
+        raise
+
+
 def build_datamodule(cfg: DictConfig) -> StrokeDataModule:
     data = cfg.data
-    return StrokeDataModule(source=instantiate(data.source), num_train=data.num_train,
+    return StrokeDataModule(source=instantiated(data.source, "data.source"), num_train=data.num_train,
                             num_test=data.num_test, max_length=data.max_length,
                             batching=OmegaConf.to_container(cfg.batching, resolve=True),
                             test_batch_size=data.test_batch_size, seed=cfg.seed,
                             scaling=data.scaling, offset_min=data.offset_min,
                             offset_range=data.offset_range, count=data.count)
+
+
+def build_run(cfg: DictConfig, out_dir: Path | None = None) -> tuple:
+    """The DataModule, model, curriculum, schedule and checkpoints of a training run, each
+    checking its values; its checkpoints go to ``out_dir`` (None: only checking)."""
+    dm = build_datamodule(cfg)
+    model = instantiated(cfg.model, "model", **LOSS_WEIGHTS[cfg.task])
+    curriculum = instantiated(cfg.curriculum, "curriculum")
+    schedule = PointsSchedule(cfg.budget.points, cfg.budget.eval_every, cfg.budget.evals_per_decade,
+                              cfg.budget.test_protocol)
+    checkpoints = PointsCheckpoint(cfg.checkpoint.every_points,
+                                   None if out_dir is None else out_dir / "checkpoints",
+                                   kept_points(cfg.budget.points, cfg.checkpoint.keep_per_decade))
+    return dm, model, curriculum, schedule, checkpoints
 
 
 def run(cfg: DictConfig, out_dir: Path) -> str:
@@ -62,13 +107,7 @@ def train(cfg: DictConfig, out_dir: Path) -> str:
     Started again in the same directory, a run resumes from its last checkpoint exactly where
     it was (see isl.rundir), or only reports its result if it had finished."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    dm = build_datamodule(cfg)  # every value is checked before anything is written
-    model = instantiate(cfg.model, **LOSS_WEIGHTS[cfg.task])
-    curriculum = instantiate(cfg.curriculum)
-    schedule = PointsSchedule(cfg.budget.points, cfg.budget.eval_every, cfg.budget.evals_per_decade,
-                              cfg.budget.test_protocol)
-    checkpoints = PointsCheckpoint(cfg.checkpoint.every_points, out_dir / "checkpoints",
-                                   kept_points(cfg.budget.points, cfg.checkpoint.keep_per_decade))
+    dm, model, curriculum, schedule, checkpoints = build_run(cfg, out_dir)  # checked before anything is written
     start = rundir.prepare(out_dir, rundir.results_config(cfg), cfg.budget.points)
     if start.finished is not None:
         return start.finished

@@ -11,7 +11,7 @@ import torch
 
 from isl.callbacks import PointsSchedule
 from isl.schedule import evaluation_points
-from isl.checkpoints import LAST, AtomicCheckpointIO, PointsCheckpoint
+from isl.checkpoints import LAST, PREV, AtomicCheckpointIO, PointsCheckpoint
 from isl.curricula.regular import Regular
 from isl.data.datamodule import StrokeDataModule
 from isl.models.module import SequenceMDN, load_model
@@ -80,3 +80,15 @@ def test_copies_hold_the_weights_at_each_point_and_a_resumed_run_keeps_the_same(
         for key, value in through[p]["state_dict"].items():
             assert torch.equal(resumed[p]["state_dict"][key], value), (p, key)
 
+
+
+def test_a_new_last_checkpoint_keeps_the_one_it_replaces(real_source, tmp_path):
+    run(real_source, tmp_path, 1000)
+    first = torch.load(tmp_path / "checkpoints" / LAST, weights_only=True)
+    assert not (tmp_path / "checkpoints" / PREV).exists()
+    run(real_source, tmp_path, 3000, resume=True)
+    last, prev = (torch.load(tmp_path / "checkpoints" / name, weights_only=True) for name in (LAST, PREV))
+    assert 1000 <= prev["points_processed"] == first["points_processed"] < 3000 <= last["points_processed"]
+    assert all(torch.equal(prev["state_dict"][k], v) for k, v in first["state_dict"].items())
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == [LAST, PREV] + [f"points-{p:010d}.ckpt" for p in sorted(kept(tmp_path))]  # nothing staged left

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -12,16 +13,21 @@ import yaml
 
 import preloaded
 from conftest import MNIST_DIR, REPO
-from test_resume import kill_after_checkpoint, metrics, result
+from test_resume import command, kill_after_checkpoint, metrics, result, run
 
 pytestmark = pytest.mark.slow
 DATA_DIR = os.environ.get("ISL_DATA_DIR", str(REPO / "data"))  # run.py's cache, reused
 
 
-def cli(*args):
+def cli(subcommand, *args):
     env = {**os.environ, "OMP_NUM_THREADS": "1", **({"ISL_MNIST_DIR": str(MNIST_DIR)} if MNIST_DIR else {})}
-    return preloaded.run([sys.executable, "-m", "isl.cli", "fit", *args], cwd=REPO, env=env,
+    return preloaded.run([sys.executable, "-m", "isl.cli", subcommand, *args], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=300)
+
+
+def printed_metrics(stdout: str) -> dict[str, float]:
+    """The metrics ``isl.cli test`` prints, one ``  test/<name> <value>`` line each."""
+    return {name: float(value) for name, value in re.findall(r"^  (test/\S+) (\S+)$", stdout, re.M)}
 
 
 def small(shipped: str, runs: Path, name: str, budget: int, every: int, callbacks=()) -> Path:
@@ -34,10 +40,11 @@ def small(shipped: str, runs: Path, name: str, budget: int, every: int, callback
     data = config["data"]["init_args"]
     data.update(num_train=500, num_test=100)
     data["source"]["init_args"]["data_dir"] = DATA_DIR
+    config["budget"] = budget
     trainer = config["trainer"]
     for callback in trainer["callbacks"]:
         if callback["class_path"] == "isl.callbacks.PointsSchedule":
-            callback["init_args"] = {"budget": budget, "eval_every": every}
+            callback["init_args"] = {"eval_every": every}
         else:
             callback["init_args"].update(threshold=1000, min_points=1500)
     trainer["callbacks"] += list(callbacks)
@@ -50,7 +57,7 @@ def small(shipped: str, runs: Path, name: str, budget: int, every: int, callback
 
 
 def test_a_short_fit_from_the_shipped_config_stops_by_points_and_logs_metrics(tmp_path):
-    result = cli("--config", str(small("example", tmp_path, "example", 3000, 1000)))
+    result = cli("fit", "--config", str(small("example", tmp_path, "example", 3000, 1000)))
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = tmp_path / "example"                                    # the logger's name
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
@@ -65,7 +72,7 @@ def test_a_short_fit_from_the_shipped_config_stops_by_points_and_logs_metrics(tm
 
 
 def test_the_length_config_steps_up_with_run_pys_console_and_logs_stages_by_points(tmp_path):
-    result = cli("--config", str(small("length", tmp_path, "length", 8000, 4000)))
+    result = cli("fit", "--config", str(small("length", tmp_path, "length", 8000, 4000)))
     assert result.returncode == 0, result.stderr[-3000:]
     console = result.stdout + result.stderr
     step_ups = [line for line in console.splitlines() if line.startswith("Curriculum step up at")]
@@ -83,7 +90,7 @@ def test_the_length_config_steps_up_with_run_pys_console_and_logs_stages_by_poin
 
 def test_a_killed_cli_run_resumes_to_the_same_metrics_as_run_py_runs_do(tmp_path):
     every = [{"class_path": "isl.checkpoints.PointsCheckpoint", "init_args": {"every_points": 5000}}]
-    whole = cli("--config", str(small("length", tmp_path, "whole", 24000, 8000, every)))
+    whole = cli("fit", "--config", str(small("length", tmp_path, "whole", 24000, 8000, every)))
     assert whole.returncode == 0, whole.stderr[-3000:]
 
     config = small("length", tmp_path, "killed", 24000, 8000, every)
@@ -91,35 +98,87 @@ def test_a_killed_cli_run_resumes_to_the_same_metrics_as_run_py_runs_do(tmp_path
     kill_after_checkpoint([sys.executable, "-m", "isl.cli", "fit", "--config", str(config)],
                           DATA_DIR, job / "checkpoints" / "last.ckpt", extra_wait=0.3)
     assert not (job / "result.json").exists()
-    resumed = cli("--config", str(config), "--ckpt_path", "last")
+    resumed = cli("fit", "--config", str(config), "--ckpt_path", "last")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Resuming from" in resumed.stderr
     assert result(job) == result(tmp_path / "whole")                  # final metrics, exactly
     assert metrics(job) == metrics(tmp_path / "whole")                # and every logged row
 
-    again = cli("--config", str(config))                              # finished: nothing to do
+    again = cli("fit", "--config", str(config))                       # finished: nothing to do
     assert again.returncode == 0 and "already finished" in again.stdout
-    other = cli("--config", str(config), "--model.init_args.hidden", "100")
+    other = cli("fit", "--config", str(config), "--model.init_args.hidden", "100")
     assert other.returncode != 0
     assert "model.init_args.hidden: 200 -> 100" in other.stderr and "--trainer.logger.init_args.name" in other.stderr
 
 
+def test_the_help_offers_what_works_under_the_name_users_type():
+    main = cli("--help")
+    assert main.returncode == 0 and main.stdout.startswith("usage: python -m isl.cli ")
+    assert "{fit,validate,test}" in main.stdout                       # no predict: it would crash
+    assert cli("predict").returncode != 0
+    fit = cli("fit", "--help").stdout
+    assert "--budget BUDGET" in fit and "sequence points" in fit
+    test = cli("test", "--help").stdout
+    assert "--ckpt_path" in test and "test-set metrics" in test and "--verbose" not in test
+
+
+def test_the_budget_is_a_command_line_argument_over_the_configs(tmp_path):
+    config = small("example", tmp_path, "short", 100_000, 1000)
+    result = cli("fit", "--config", str(config), "--budget", "1500")
+    assert result.returncode == 0, result.stderr[-3000:]
+    final = [r for r in csv.DictReader((tmp_path / "short" / "metrics.csv").open()) if r["test/loss"]][-1]
+    assert 1500 <= float(final["points"]) < 1500 + 50 * 100          # stopped within a batch of it
+    assert "budget: 1500" in (tmp_path / "short" / "config.yaml").read_text()
+
+
+def test_test_and_validate_print_a_cli_runs_final_metrics_and_leave_it_as_it_was(tmp_path):
+    config = str(small("example", tmp_path, "tested", 2000, 1000))
+    assert cli("test", "--config", config).returncode != 0            # nothing trained yet
+    assert cli("fit", "--config", config).returncode == 0
+    run_dir = tmp_path / "tested"
+    before = {f.name: f.read_bytes() for f in run_dir.iterdir() if f.is_file()}
+    final = result(run_dir)
+    assert set(final) >= {"test/loss", "test/nll_px", "test/bits_per_point", "test/rmse_sampled",
+                          "test/rmse_expected", "test/accuracy"}
+    last = str(run_dir / "checkpoints" / "last.ckpt")
+    for args in (["test", "--config", config], ["validate", "--config", config, "--ckpt_path", last]):
+        printed = cli(*args)
+        assert printed.returncode == 0, printed.stderr[-3000:]
+        assert printed_metrics(printed.stdout) == pytest.approx(final, rel=1e-5)
+    assert {f.name: f.read_bytes() for f in run_dir.iterdir() if f.is_file()} == before
+
+
+def test_test_evaluates_a_run_py_checkpoint_given_its_data_and_refuses_other_data(tmp_path):
+    if MNIST_DIR is None:
+        pytest.skip("real MNIST files not found: set ISL_MNIST_DIR or provide ../shared/data/mnist")
+    run(command(tmp_path, "name=r", "model=ffnn", "data.num_train=500", "data.num_test=100",
+                "budget.points=1500", "budget.eval_every=1000"), Path(DATA_DIR))
+    last = str(tmp_path / "r" / "checkpoints" / "last.ckpt")
+    checkpoint = ["--config", "conf/cli/example.yaml", "--ckpt_path", last,
+                  "--data.init_args.source.init_args.data_dir", DATA_DIR, "--data.init_args.num_test", "100"]
+    printed = cli("test", *checkpoint, "--data.init_args.num_train", "500")
+    assert printed.returncode == 0, printed.stderr[-3000:]
+    assert printed_metrics(printed.stdout) == pytest.approx(result(tmp_path / "r"), rel=1e-5)
+    other = cli("test", *checkpoint)                                  # 10,000 training sequences
+    assert other.returncode != 0 and "--data.init_args.num_train" in other.stderr
+
+
 def test_fit_without_a_points_budget_is_refused_with_an_example():
-    result = cli("--data.init_args.source", "isl.data.sources.MnistSource",
+    result = cli("fit", "--data.init_args.source", "isl.data.sources.MnistSource",
                  "--trainer.logger", "false", "--trainer.enable_checkpointing", "false")
     assert result.returncode != 0
     assert "isl.callbacks.PointsSchedule" in result.stderr and "budget:" in result.stderr
 
 
 def test_a_checkpoint_from_elsewhere_is_refused_naming_the_alternatives(tmp_path):
-    result = cli("--config", "conf/cli/example.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path),
+    result = cli("fit", "--config", "conf/cli/example.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path),
                  "--ckpt_path", str(tmp_path / "other.ckpt"))
     assert result.returncode != 0
     assert "--ckpt_path last" in result.stderr and "--model.init_args.init_from" in result.stderr
 
 
 def test_the_moves_head_from_the_command_line_of_the_shipped_config(tmp_path):
-    result = cli("--config", str(small("example", tmp_path, "moves", 3000, 1000)),
+    result = cli("fit", "--config", str(small("example", tmp_path, "moves", 3000, 1000)),
                  "--model.init_args.head", "moves")
     assert result.returncode == 0, result.stderr[-3000:]
     rows = list(csv.DictReader((tmp_path / "moves" / "metrics.csv").open()))

@@ -19,7 +19,6 @@ def number(pattern: str, text: str) -> float:
 
 
 def test_the_readme_quotes_the_measured_figures():
-    assert number(r"a first look in ≈?(\d+) s", README) == number(r"experiment=smoke` [^|]*\| ≈(\d+) s", BENCHMARKS)
     assert number(r"build in about (\d+) s", README) == round(number(r"all 70,000 images, 2 processes \| \*\*([\d.]+) s", BENCHMARKS))
     padding = {row: number(rf"\| {row} \([^|]*\| [\d,]+ \| [\d.]+× \| ([\d.]+)% \|", BENCHMARKS)
                for row in ("random", "stratified", "by length")}
@@ -48,3 +47,15 @@ def test_the_readme_quotes_the_config_defaults():
     assert number(r"falls below `threshold` \((\d+) pixels\)", README) == length.threshold
     assert number(r"`batching.bucket=(\d+)` \(default\)", README) == OmegaConf.load(
         REPO / "conf" / "batching" / "sequences.yaml").bucket
+
+
+def test_the_quickstart_quotes_its_measured_times():
+    """Every time the Quickstart states is bench/quickstart.sh's, as BENCHMARKS.md records it."""
+    def seconds(step: str) -> float:
+        return number(rf"\| `{step}` \|[^|]*\| (\d+) s \|", BENCHMARKS)
+    assert number(r"Installing takes about (\d+) s", README) == seconds("setup")
+    assert number(r"in all, about (\d+) s", README) == seconds("main_job")
+    assert number(r"their report \(about (\d+) min\)", README) == round((seconds("sweep") + seconds("report")) / 60)
+    assert number(r"about (\d+) min, slow end-to-end tests included", README) == round(seconds("tests") / 60)
+    assert number(r'"not slow"` checks the rest in about (\d+) min', README) == round(seconds("tests_quick") / 60)
+    assert number(r"a first look in ≈?(\d+) s", README) == seconds("smoke")

@@ -1,9 +1,11 @@
-"""Faults in real runs: a NaN mid-training, a full disk, an unwritable or reused run directory.
-Each gives a clear error, keeps what was already computed and leaves nothing half-written
+"""Faults in real runs: a NaN mid-training, a full disk, an unwritable or reused run directory,
+a damaged checkpoint. Each gives a clear error, keeps what was already computed and leaves nothing half-written
 looking complete."""
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import resource
 import signal
@@ -107,3 +109,42 @@ def test_a_directory_is_never_resumed_with_another_config(full_data_dir, tmp_pat
     assert "name=<new name>" in output
     assert (tmp_path / "same" / "result.json").is_file()            # the first run is untouched
     assert not (tmp_path / "same" / "error.txt").exists()            # and a report counts it finished
+
+
+def test_a_damaged_last_checkpoint_resumes_exactly_from_the_one_before(full_data_dir, tmp_path):
+    # Batches of ~400 points: saves past 2,500 and 5,000, then at the end (~6,000).
+    args = ["name=damaged", *[o for o in TINY if not o.startswith("checkpoint.")], "checkpoint.every_points=2500",
+            "batching.size=10"]
+    first = run_py(tmp_path, full_data_dir, *args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    job, checkpoints = tmp_path / "damaged", tmp_path / "damaged" / "checkpoints"
+    finished = json.loads((job / "result.json").read_text())
+    rows = (job / "metrics.csv").read_text()
+    prev = torch.load(checkpoints / "last.prev.ckpt", weights_only=True)
+    assert 5000 <= prev["points_processed"] < finished["points"]
+
+    (job / "result.json").unlink()                      # as if killed after its last save...
+    (checkpoints / "last.ckpt").write_bytes((checkpoints / "last.ckpt").read_bytes()[:4096])  # ...damaged
+    resumed = run_py(tmp_path, full_data_dir, *args)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    output = resumed.stdout + resumed.stderr
+    assert f"{checkpoints / 'last.ckpt'} is not a readable checkpoint" in output
+    assert f"Resuming from {checkpoints / 'last.prev.ckpt'} at {prev['points_processed']:,} sequence points" in output
+    assert json.loads((job / "result.json").read_text())["metrics"] == finished["metrics"]   # exactly
+    assert untimed(job / "metrics.csv") == untimed(rows)
+
+    for name in ("result.json", "checkpoints/last.prev.ckpt"):
+        (job / name).unlink()
+    (checkpoints / "last.ckpt").write_bytes(b"")
+    refused = run_py(tmp_path, full_data_dir, *args)
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines() == [f"error: cannot resume from {checkpoints / 'last.ckpt'} (an empty "
+                                           "file): delete it to start the run over (there is no earlier save, "
+                                           "last.prev.ckpt, to resume from)"]
+
+
+def untimed(metrics: Path | str) -> list[dict]:
+    """metrics.csv's rows without the wall-clock columns, which differ between any two runs."""
+    text = metrics.read_text() if isinstance(metrics, Path) else metrics
+    return [{k: v for k, v in row.items() if not k.startswith("time/") and k != "train/points_per_sec"}
+            for row in csv.DictReader(text.splitlines())]

@@ -175,6 +175,8 @@ def test_a_sweep_on_the_gpus_launcher_runs_every_job(env, tmp_path):
     result = sweep(env, tmp_path, "hydra/launcher=gpus", "seed=1,2,3")
     assert len(list(tmp_path.rglob("metrics.csv"))) == 3
     assert "Joblib.Parallel(n_jobs=1," in result.stdout     # CPU only: per_gpu (1) at once
+    # logger=csv (the default): the first job says, once, how to get dashboards
+    assert (result.stdout + result.stderr).count("add logger=wandb for W&B") == 1
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
-"""The code reads one way: each layer imports only those before it, and a name means one thing."""
+"""The code reads one way: each layer imports only those before it, and a name means one thing;
+a command parses its arguments before it imports the heavy libraries."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+
+import pytest
 
 from conftest import REPO
 
@@ -18,11 +21,11 @@ LAYERS = [
     ("isl.models",),
     ("isl.curricula",),
     ("isl.callbacks", "isl.checkpoints", "isl.config", "isl.devices", "isl.loggers", "isl.rundir",
-     "isl.schedule", "isl.train", "isl.wandb_offline"),
+     "isl.schedule", "isl.train", "isl.usage", "isl.wandb_offline"),
     ("isl.analyze", "isl.baselines", "isl.bench", "isl.cli", "isl.generate", "isl.quality", "isl.records",
      "isl.report",
      "isl.score",
-     "isl.scribbles", "isl.sweeps", "isl.transfer"),
+     "isl.scribbles", "isl.sweeps", "isl.timing", "isl.transfer"),
 ]
 
 
@@ -78,3 +81,20 @@ def test_run_py_imports_no_lightning_before_hydra_configures_logging():
     code = "import sys, isl.config, isl.transfer; print(sorted(m for m in sys.modules if m.startswith('lightning')))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+TOOLS = sorted(module_name(p) for p in PACKAGE.rglob("*.py") if 'if __name__ == "__main__":' in p.read_text())
+HEAVY = {"torch", "lightning", "matplotlib"}
+
+
+# isl.cli is a LightningCLI: its --help is made from the signatures of the classes it configures.
+@pytest.mark.parametrize("tool", [t for t in TOOLS if t != "isl.cli"])
+def test_every_command_answers_help_before_importing_torch(tool):
+    """``python -m <tool> --help`` needs none of torch, Lightning and matplotlib: a tool imports
+    them in the functions that use them, after its arguments are parsed."""
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", tool, "--help"], cwd=REPO,
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout, out.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in out.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert imported & HEAVY == set()

@@ -325,7 +325,7 @@ def test_a_curve_of_too_few_evaluations_and_a_cell_without_regular_are_named(tmp
     write_job(tmp_path, 0, "length", "sequences", "lstm", 1, [0, 4000], [10, 4])
     summary = (report.write_report(tmp_path) / "summary.md").read_text()
     assert "**Warning** (length): only 2 evaluation(s), too few for a curve" in summary
-    assert "No `regular` runs in this cell: nothing to compare against." in summary
+    assert "No `regular` runs in this cell: no speed-up or reduction to compute; sweep `curriculum=regular`" in summary
 
 
 def test_one_cell_has_no_side_by_side_table(tmp_path):

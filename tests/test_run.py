@@ -103,21 +103,48 @@ def test_a_short_training_run_logs_every_metric_to_csv(full_data_dir, tmp_path, 
 @pytest.mark.parametrize("override, expected", [
     ("budjet.points=5", "Key 'budjet' not in 'Config'"),                     # typo
     ("budget.points=abc", "full_key: budget.points"),                         # wrong type
-    ("budget.points=-5", "budget.points must be a positive integer"),         # out of range
     ("curriculum=lenght", "Available options in 'curriculum'"),              # unknown option
+])
+def test_a_config_hydra_cannot_compose_fails_naming_the_key(tmp_path, override, expected):
+    result = run_py(override, data_dir=tmp_path / "data", runs_dir=tmp_path)
+    assert result.returncode != 0
+    assert expected in result.stdout + result.stderr
+    assert not list(tmp_path.iterdir())                               # no run directory, no data
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("budget.points=-5", "budget.points must be a positive integer, got -5"),
     ("curriculum=classes curriculum.order=[0,1,2,3,4,5,6,7,8,12]",            # classes outside 0-9
      "curriculum.order must list each digit 0-9 exactly once"),
     ("checkpoint.every_points=0", "checkpoint.every_points must be a positive integer"),
-    ("data.scaling=log", "data.scaling must be one of"),
+    ("data.scaling=log", "data.scaling must be one of ('range', 'std', 'fixed'), got 'log'"),
     ("curriculum=length curriculum.threshold=0", "curriculum.threshold must be a number > 0"),
     ("batching.size=0", "batching.size must be a positive integer"),
     ("model.hidden=0", "model.hidden must be a positive integer"),
     ("task=fly", "task must be one of"),
     ("curriculum=length_warmup curriculum.duration=1.5", "curriculum.duration must be training points"),
     ("model.lr_warmup_points=-1", "model.lr_warmup_points must be an integer >= 0"),
+    # Hydra's hint for an unknown key (`To append to your config use +model.hiden=8`), followed:
+    ("+model.hiden=8", "model.hiden=8: model has no key 'hiden'; its keys: network, hidden, layers,"),
+    ("+curriculum.treshold=2", "curriculum.treshold=2: curriculum has no key 'treshold'; its keys: threshold,"),
+    ("data=original data.path=/no/such/sequences", "data.path=/no/such/sequences: no such folder or archive"),
 ])
-def test_bad_config_fails_before_training_naming_the_key(tmp_path, override, expected):
+def test_a_wrong_value_fails_in_one_line_before_anything_is_created(tmp_path, override, expected):
     result = run_py(*override.split(), data_dir=tmp_path / "data", runs_dir=tmp_path)
-    assert result.returncode != 0
-    assert expected in result.stdout + result.stderr
-    assert not (tmp_path / "data").exists() and not list(tmp_path.rglob("metrics.csv"))
+    assert result.returncode == 2                                     # a usage error, as argparse's
+    [line] = result.stderr.splitlines()                               # one line, no traceback
+    assert line.startswith("error: ") and expected in line
+    assert not list(tmp_path.iterdir())                               # no run directory, no data
+
+
+def test_a_wrong_mnist_dir_fails_even_with_the_sequences_built(full_data_dir, tmp_path):
+    """The cache makes the MNIST files unneeded; a wrong location given for them is still named."""
+    env = {**os.environ, "ISL_DATA_DIR": str(full_data_dir), "ISL_MNIST_DIR": str(tmp_path / "mnist")}
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "mnist" / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    result = preloaded.run([sys.executable, "run.py", f"paths.runs_dir={tmp_path / 'runs'}"], cwd=REPO,
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert (f"MNIST directory {tmp_path / 'mnist'} (from ISL_MNIST_DIR) lacks train-labels-idx1-ubyte.gz, "
+            "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz.") in result.stderr
+    assert not (tmp_path / "runs").exists()

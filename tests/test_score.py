@@ -14,8 +14,8 @@ import isl.score as scorer_module
 from conftest import MNIST_DIR
 from isl.data.published import write_published
 from isl.data.sequences import StrokeSet, check_sequence
-from isl.score import (NOT_A_DIGIT, DigitClassifier, cache_path, centred, load_classifier, main,
-                       render, score)
+from isl.models.scorer import DigitClassifier
+from isl.score import NOT_A_DIGIT, cache_path, centred, load_classifier, main, render, score
 from isl.scribbles import scribbles
 
 NEIGHBOURS = [(1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1)]
@@ -124,7 +124,7 @@ def test_scribbles_are_pen_down_single_pixel_walks_in_the_published_form():
 # --- the JSON line ---------------------------------------------------------------------------
 def biased_classifier(winner: int) -> DigitClassifier:
     """A classifier whose output is class ``winner`` with probability ~1, whatever the input."""
-    model = DigitClassifier().eval()
+    model = DigitClassifier(NOT_A_DIGIT + 1).eval()
     last = model.net[-1]
     with torch.no_grad():
         last.weight.zero_()

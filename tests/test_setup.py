@@ -136,3 +136,11 @@ def test_the_max_weight_penalty_is_the_original_s_term():
         SequenceMDN(max_weight_penalty=-1)
     with pytest.raises(ValueError, match="model.init"):
         SequenceMDN(init="keras")
+
+
+@pytest.mark.parametrize("points", [1_000, 300_000, 20_000_000])
+@pytest.mark.parametrize("experiment", [None, "grid", "heads"])
+def test_every_run_has_a_curve_by_default(points, experiment):
+    from isl.schedule import evaluation_points
+    cfg = compose([f"budget.points={points}", *([f"experiment={experiment}"] if experiment else [])])
+    assert len(evaluation_points(points, cfg.budget.eval_every, cfg.budget.evals_per_decade)) >= 10

@@ -28,8 +28,22 @@ def test_the_first_load_builds_and_caches_and_later_loads_reuse_it(tmp_path, sma
     assert source.cache_path("train").is_file() and len(first) == 300
 
     monkeypatch.setattr(builder, "build", lambda *a, **k: pytest.fail("rebuilt despite the cache"))
-    again = MnistSource(mnist_dir="/nonexistent", data_dir=tmp_path).load("train", limit=120)
+    monkeypatch.setattr(mnist, "locate_mnist", lambda *a, **k: pytest.fail("looked for MNIST despite the cache"))
+    again = MnistSource(data_dir=tmp_path).load("train", limit=120)
     assert np.array_equal(again.steps, first.head(120).steps) and len(again) == 120
+
+
+@pytest.mark.parametrize("via_env", [False, True])
+def test_a_wrong_mnist_dir_is_refused_even_with_the_sequences_cached(tmp_path, small_mnist, monkeypatch, via_env):
+    MnistSource(mnist_dir=MNIST_DIR, data_dir=tmp_path).load("train")          # the cache is built
+    wrong = tmp_path / "mnist-elsewhere"
+    if via_env:
+        monkeypatch.setenv("ISL_MNIST_DIR", str(wrong))
+    with pytest.raises(mnist.MnistUnavailableError) as err:
+        MnistSource(mnist_dir=None if via_env else str(wrong), data_dir=tmp_path)
+    message = str(err.value)
+    assert f"MNIST directory {wrong} (from {'ISL_MNIST_DIR' if via_env else 'data.mnist_dir'}) is not a " \
+           "directory" in message and "leave it unset" in message and "\n" not in message
 
 
 def test_the_cache_key_follows_the_builder_version_and_the_split(tmp_path, monkeypatch):
@@ -107,7 +121,8 @@ def test_build_cli_writes_the_published_sample_files_byte_for_byte(tmp_path):
 @needs_mnist
 def test_full_build_of_all_70000_images(full_data_dir, mnist_images, monkeypatch):
     monkeypatch.setattr(builder, "build", lambda *a, **k: pytest.fail("rebuilt despite the cache"))
-    source = MnistSource(mnist_dir="/nonexistent", data_dir=full_data_dir)   # from the cache
+    monkeypatch.setattr(mnist, "locate_mnist", lambda *a, **k: pytest.fail("looked for MNIST despite the cache"))
+    source = MnistSource(data_dir=full_data_dir)   # from the cache
     train, test = source.load("train"), source.load("test")
     assert (len(train), len(test)) == (60_000, 10_000)
     train_x, train_y, test_x, test_y = mnist_images

@@ -52,9 +52,9 @@ DOWNLOAD_TIMEOUT_S = 30
 _IDX_MAGIC = {0x0803: 3, 0x0801: 1}
 
 
-class MnistUnavailableError(RuntimeError):
-    """The MNIST files could not be found or downloaded. The message says what was tried and how
-    to supply them."""
+class MnistUnavailableError(ValueError):
+    """The MNIST files could not be found or downloaded: a location to give, or a wrong one
+    given. The message says what was tried and how to supply them."""
 
 
 def _decompressed(path: Path) -> bytes:
@@ -167,6 +167,24 @@ def _download(name: str, directory: Path, progress: Progress, errors: list[str])
     return False
 
 
+def given_dir(mnist_dir: str | Path | None = None, download_dir: Path | None = None) -> Path | None:
+    """The directory the user named, ``mnist_dir`` else ``ISL_MNIST_DIR`` (None if neither),
+    which must hold the four files; ``download_dir``: where they could go instead, for the error."""
+    explicit = mnist_dir if mnist_dir is not None else os.environ.get(ENV_VAR) or None
+    if explicit is None:
+        return None
+    source = "data.mnist_dir" if mnist_dir is not None else ENV_VAR
+    directory = Path(explicit).expanduser()
+    if missing := _missing(directory):
+        lacks = f"lacks {', '.join(missing)}" if directory.is_dir() else "is not a directory"
+        into = f" into {download_dir}" if download_dir is not None else ""
+        raise MnistUnavailableError(
+            f"MNIST directory {directory} (from {source}) {lacks}. Point {source} at a folder holding "
+            f"the four files ({', '.join(ALL_FILES)}), or leave it unset: isl then reads its cache of "
+            f"built sequences, or finds the files in its search folders or downloads them{into}.")
+    return directory
+
+
 def locate_mnist(mnist_dir: str | Path | None = None, search_dirs: Iterable[str | Path] = (),
                  download_dir: str | Path | None = None, download: bool = True) -> Path:
     """The directory holding the four MNIST files, resolved in this order:
@@ -180,13 +198,7 @@ def locate_mnist(mnist_dir: str | Path | None = None, search_dirs: Iterable[str 
     reported by name rather than downloaded over (the user may have put it there on purpose).
     """
     download_dir = Path(download_dir).expanduser() if download_dir is not None else None
-    explicit = mnist_dir if mnist_dir is not None else os.environ.get(ENV_VAR) or None
-    if explicit is not None:
-        source = "data.mnist_dir" if mnist_dir is not None else ENV_VAR
-        directory = Path(explicit).expanduser()
-        if missing := _missing(directory):
-            raise MnistUnavailableError(f"MNIST directory {directory} (from {source}) lacks "
-                                        f"{', '.join(missing)}. {_how_to_supply(download_dir)}")
+    if (directory := given_dir(mnist_dir, download_dir)) is not None:
         return directory
 
     tried = []

@@ -43,6 +43,9 @@ class MnistSource:
         self.mnist_dir = mnist_dir
         self.search_dirs = [Path(d) for d in search_dirs]
         self.data_dir = Path(data_dir)
+        # A directory the user named must hold the files even while the cache makes them unneeded:
+        # a mistake there is reported, not hidden until the cache is gone.
+        mnist.given_dir(mnist_dir, self.data_dir / "mnist")
         self.download = download
         self.workers = workers
 
@@ -74,6 +77,9 @@ class PublishedSource:
     """The published set, from its ``sequences/`` folder or ``sequences.tar.gz``."""
 
     def __init__(self, path: str, data_dir: str = "data"):
+        if not Path(path).exists():  # before any work, not at the first read
+            raise ValueError(f"data.path={path}: no such folder or archive (the published set's "
+                             "sequences/ folder or sequences.tar.gz)")
         self.path = Path(path)
         self.extract_dir = Path(data_dir) / "published"
 
