@@ -48,7 +48,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         # Written in full before the old one moves: a full disk leaves last.ckpt as it was, a
         # kill between the renames last.prev.ckpt, which a resume falls back on.
         new = path.with_name(f"{LAST}.new")
-        atomic_write(new, buffer.getbuffer())
+        try:
+            atomic_write(new, buffer.getbuffer())
+        except OSError as err:
+            raise OSError(err.errno, f"{err.strerror}; the previous {LAST} is intact") from err
         os.replace(path, path.with_name(PREV))
         os.replace(new, path)
 

@@ -413,6 +413,8 @@ def write_report(sweep: Path, out: Path | None = None, xscale: str = "log", ysca
                                       cell_title=cell_title, yscale=yscale,
                                       references={k: REFERENCES[k] for k in FIGURE_REFERENCES[metric]})
     for metric, label in LIKELIHOODS.items():
+        if not any(np.isfinite(c.mean(metric)).any() for curves in cells.values() for c in curves.values()):
+            continue  # the moves head has no density: nothing to draw for nll_px (NO_DENSITY)
         figures[metric] = plot_curves(cells, metric, out / f"{metric}.png", xscale=xscale,
                                       title=f"Test {label} per curriculum\n{protocol}", cell_title=cell_title,
                                       ylabel=f"test {label}", yscale=yscale if metric == "bits_per_point" else "linear",
@@ -518,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"report: {out / 'summary.md'}\ntable: {out / 'summary.csv'}\n"
-          "figures: " + ", ".join(str(out / f"{m}.png") for m in (*ALONG, *LIKELIHOODS)))
+          "figures: " + ", ".join(str(p) for p in sorted(out.glob("*.png"))))
     return 0
 
 

@@ -54,7 +54,7 @@ def test_the_quickstart_quotes_its_measured_times():
     def seconds(step: str) -> float:
         return number(rf"\| `{step}` \|[^|]*\| (\d+) s \|", BENCHMARKS)
     assert number(r"Installing takes about (\d+) s", README) == seconds("setup")
-    assert number(r"in all, about (\d+) s", README) == seconds("main_job")
+    assert number(r"in all,\s+about (\d+) s", README) == seconds("main_job")
     assert number(r"their report \(about (\d+) min\)", README) == round((seconds("sweep") + seconds("report")) / 60)
     assert number(r"about (\d+) min, slow end-to-end tests included", README) == round(seconds("tests") / 60)
     assert number(r'"not slow"` checks the rest in about (\d+) min', README) == round(seconds("tests_quick") / 60)
