@@ -2,6 +2,7 @@
 
     python -m isl.bench train --model lstm --batch-seqs 50 --seq-len 40 --steps 30
     python -m isl.bench real --model lstm --steps 40
+    python -m isl.bench run experiment=exp1 curriculum=regular budget.points=2000000
 
 ``train``: the real Lightning Trainer against a bare PyTorch loop. Both train the same
 SequenceMDN (its own Adam and gradient-norm clipping) on the same synthetic batch, in one
@@ -14,6 +15,12 @@ that does no work (``floor_ms_per_step``): no LightningModule can beat
 ``real``: real points/s of the Lightning Trainer on real batches (the first 10,000 training
 sequences, 50 per batch): random batches (bucket 1), stratified bucketing (the default) and
 bucketing by length alone, with the share of padding in each.
+
+``run``: where the wall time of one run.py run goes (its overrides as run.py takes them, in a
+temporary run directory): the seconds and shares of the training steps, test evaluations, data
+loading, checkpoints, the curriculum and the rest (setup, the data's first load), timed by
+Lightning's SimpleProfiler; ``logging`` (sending metrics to the loggers) is part of the steps
+and the evaluations.
 """
 
 from __future__ import annotations
@@ -45,8 +52,10 @@ def main(argv: list[str] | None = None) -> None:
     real.add_argument("--bucket", type=int, default=50)
     real.add_argument("--mnist-dir", default=None)
     real.add_argument("--data-dir", default="data")
+    run = commands.add_parser("run", help="the split of one run's wall time")
+    run.add_argument("overrides", nargs="*", help="run.py's overrides, e.g. experiment=exp1 budget.points=2000000")
     args = parser.parse_args(argv)
-    from isl.timing import real_benchmark, train_benchmark
+    from isl.timing import real_benchmark, run_split, train_benchmark
 
     warnings.filterwarnings("ignore")
     # Every Trainer announces its devices; the result is the JSON line.
@@ -54,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     level = lightning.level
     lightning.setLevel(logging.WARNING)
     try:
-        print(json.dumps({"train": train_benchmark, "real": real_benchmark}[args.command](args)))
+        print(json.dumps({"train": train_benchmark, "real": real_benchmark, "run": run_split}[args.command](args)))
     finally:
         lightning.setLevel(level)
 

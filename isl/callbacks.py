@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import signal
@@ -11,8 +12,9 @@ import time
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
 from lightning.pytorch.callbacks.progress.rich_progress import CustomBarColumn, CustomTimeColumn
+from rich.console import Console
 from rich.progress import TextColumn
 
 from isl.checks import positive_int
@@ -20,6 +22,7 @@ from isl.curricula import Curriculum
 from isl.models.metrics import rmse_per_coordinate
 from isl.schedule import evaluation_points
 
+log = logging.getLogger(__name__)
 TEST_PROTOCOLS = ("full", "original")
 # The paper's code's test protocol (train.py, with the exp files' --test_every_nrbatches 10 and
 # the default --nrseq_per_batch_test 50).
@@ -159,10 +162,52 @@ class PointsProgressBar(RichProgressBar):
     def get_metrics(self, trainer, module) -> dict:
         metrics = super().get_metrics(trainer, module)
         metrics.pop("v_num", None)
-        for callback in trainer.callbacks:
-            if isinstance(callback, Curriculum):
-                metrics["curriculum"] = callback.describe(trainer.datamodule)
+        metrics["curriculum"] = describe_curriculum(trainer)
         return metrics
+
+
+class PointsProgressLines(ProgressBar):
+    """Progress where the output is not a terminal (a file, a SLURM log, a pipe): a bar's frames
+    would land there one after another, so one plain line every tenth of the budget instead (in
+    run.log too), with points/s and the curriculum's stage."""
+
+    def __init__(self, budget: int, lines: int = 10):
+        super().__init__()
+        self.budget, self.every = budget, max(1, budget // lines)
+        self._enabled, self._next, self._since = True, 0, (0, 0.0)
+
+    @property
+    def is_enabled(self) -> bool:
+        return self._enabled
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    def on_train_start(self, trainer, module) -> None:
+        self._since = (module.points_processed, time.monotonic())  # a resumed run's rate: since it resumed
+        self._next = (module.points_processed // self.every + 1) * self.every
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        points = module.points_processed
+        if not self._enabled or points < self._next:
+            return
+        self._next = (points // self.every + 1) * self.every
+        rate = (points - self._since[0]) / max(time.monotonic() - self._since[1], 1e-9)
+        log.info("points %s/%s (%d%%), %s points/s, curriculum: %s", f"{points:,}", f"{self.budget:,}",
+                 100 * min(points, self.budget) // self.budget, f"{rate:,.0f}", describe_curriculum(trainer))
+
+
+def progress(budget: int) -> ProgressBar:
+    """The bar on a terminal (or in a notebook), plain lines elsewhere."""
+    console = Console()
+    return PointsProgressBar(budget) if console.is_terminal or console.is_jupyter else PointsProgressLines(budget)
+
+
+def describe_curriculum(trainer) -> str:
+    return next((c.describe(trainer.datamodule) for c in trainer.callbacks if isinstance(c, Curriculum)), "")
 
 
 class Interruption(L.Callback):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -12,7 +15,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
 from isl.data.datamodule import StrokeBatch, StrokeDataModule
-from isl.models.module import SequenceMDN
+from isl.models.module import LOGGING, SequenceMDN
 
 LOG_EVERY = 20
 
@@ -154,3 +157,47 @@ def train_benchmark(args) -> dict:
             "ratio": round(statistics.median(ratios), 3), "ratio_range": [round(ratios[0], 3), round(ratios[-1], 3)],
             "floor_ms_per_step": round(statistics.median(floor) / args.steps * 1e3, 3),
             "best_ratio": round(statistics.median(b / (b + f) for b, f in zip(bare, floor)), 3)}
+
+
+# SimpleProfiler's actions, by what they time (a hook counts once, under its callback's part).
+PARTS = {"training_steps": ("run_training_batch",),
+         "data": ("[_TrainingEpochLoop].train_dataloader_next", "[Strategy]SingleDeviceStrategy.batch_to_device",
+                  "[LightningDataModule]StrokeDataModule.on_before_batch_transfer"),
+         "evaluation": ("[Callback]PointsSchedule.",),
+         "checkpoints": ("[Callback]PointsCheckpoint.",)}
+
+
+def run_split(args) -> dict:
+    from lightning.pytorch.profilers import SimpleProfiler
+
+    from isl.baselines import compose
+    from isl.curricula import Curriculum
+    from isl.train import train
+
+    profiler = SimpleProfiler()
+    with tempfile.TemporaryDirectory() as runs:
+        cfg = compose([*args.overrides, f"paths.runs_dir={runs}"])
+        out = Path(runs) / "bench"
+        out.mkdir()
+        start = time.perf_counter()
+        train(cfg, out, profiler=profiler)
+        wall = time.perf_counter() - start
+        points = json.loads((out / "result.json").read_text())["points"]
+        with (out / "metrics.csv").open() as f:
+            evaluations = sum(1 for row in csv.DictReader(f) if row.get("test/loss"))
+    seconds = {name: sum(sum(durations) for action, durations in profiler.recorded_durations.items()
+                         if action.startswith(prefixes) and action not in ("run_training_epoch",))
+               for name, prefixes in PARTS.items()}
+    curricula = tuple(f"[Callback]{c.__name__}." for c in _subclasses(Curriculum))
+    seconds["curriculum"] = sum(sum(d) for a, d in profiler.recorded_durations.items() if a.startswith(curricula))
+    seconds["other"] = wall - sum(seconds.values())
+    logging_s = sum(profiler.recorded_durations.get(LOGGING, []))
+    return {"overrides": args.overrides, "threads": torch.get_num_threads(),
+            "points": points, "evaluations": evaluations,
+            "wall_s": round(wall, 2), "seconds": {k: round(v, 2) for k, v in seconds.items()},
+            "shares": {k: round(v / wall, 3) for k, v in seconds.items()},
+            "logging_s": round(logging_s, 3)}
+
+
+def _subclasses(cls) -> list[type]:
+    return [cls, *[s for sub in cls.__subclasses__() for s in _subclasses(sub)]]

@@ -14,7 +14,7 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from isl import rundir
-from isl.callbacks import Interruption, PointsProgressBar, PointsSchedule, raise_if_interrupted
+from isl.callbacks import Interruption, PointsSchedule, progress, raise_if_interrupted
 from isl.schedule import log_spaced
 from isl.checkpoints import AtomicCheckpointIO, PointsCheckpoint, atomic_write
 from isl.curricula import Curriculum
@@ -100,7 +100,7 @@ def run(cfg: DictConfig, out_dir: Path) -> str:
     return describe_data(cfg, out_dir) if cfg.task == "data" else train(cfg, out_dir)
 
 
-def train(cfg: DictConfig, out_dir: Path) -> str:
+def train(cfg: DictConfig, out_dir: Path, profiler=None) -> str:
     """Train for ``budget.points`` sequence points: the next-step predictor (task=predict) or a
     classifier with the class at every step (task=classify); metrics to CSV (and W&B).
 
@@ -120,7 +120,7 @@ def train(cfg: DictConfig, out_dir: Path) -> str:
         if cfg.viz.density_every else []
     with device_slot() as gpu:  # in a sweep over GPUs (hydra/launcher=gpus): this job's own one
         trainer = L.Trainer(**{**cfg.trainer, **trainer_devices(gpu)}, logger=loggers,
-                            default_root_dir=out_dir,
+                            default_root_dir=out_dir, profiler=profiler,
                             **points_run(curriculum, schedule, checkpoints, others))
         trainer.fit(model, datamodule=dm, ckpt_path=start.checkpoint, weights_only=True)
     raise_if_interrupted(trainer)
@@ -144,9 +144,9 @@ def points_run(curriculum: Curriculum, schedule: PointsSchedule, checkpoints: Po
                others=()) -> dict:
     """The Trainer arguments of a training run by points (run.py's and isl.cli's): the
     callbacks in the order they must run (a checkpoint is taken after the curriculum and the
-    evaluation of its step; Ctrl-C stops training after all of them), the progress bar in points,
+    evaluation of its step; Ctrl-C stops training after all of them), the progress in points,
     and only our checkpoints, written atomically."""
-    return {"callbacks": [curriculum, schedule, checkpoints, PointsProgressBar(schedule.budget), *others,
+    return {"callbacks": [curriculum, schedule, checkpoints, progress(schedule.budget), *others,
                           Interruption()],
             "plugins": [AtomicCheckpointIO()], "enable_checkpointing": False}
 

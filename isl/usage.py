@@ -32,10 +32,17 @@ class CheckFirst(Callback):
     """Hydra callback (conf/config.yaml): a run's values are checked, by building what they
     configure (``isl.train.check_values``), before Hydra creates the run's directory, which its
     ``run_job`` does before the task function starts; a wrong one leaves nothing behind. A
-    sweep's jobs are checked in the task function, each in its own directory, whose error.txt
-    the sweep report lists."""
+    sweep's shared values are checked so before it launches a job; a value it sweeps is checked
+    in that job's task function, in the job's directory, whose error.txt the report lists."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        self.check(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        self.check(config)
+
+    @staticmethod
+    def check(config: DictConfig) -> None:
         from isl.train import check_values  # imports Lightning: not for `--help`, which runs no callback
 
         task = copy.deepcopy(config)

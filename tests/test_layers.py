@@ -84,13 +84,13 @@ def test_run_py_imports_no_lightning_before_hydra_configures_logging():
 
 
 TOOLS = sorted(module_name(p) for p in PACKAGE.rglob("*.py") if 'if __name__ == "__main__":' in p.read_text())
-HEAVY = {"torch", "lightning", "matplotlib"}
+HEAVY = {"torch", "lightning", "matplotlib", "scipy"}
 
 
 # isl.cli is a LightningCLI: its --help is made from the signatures of the classes it configures.
 @pytest.mark.parametrize("tool", [t for t in TOOLS if t != "isl.cli"])
 def test_every_command_answers_help_before_importing_torch(tool):
-    """``python -m <tool> --help`` needs none of torch, Lightning and matplotlib: a tool imports
+    """``python -m <tool> --help`` needs none of torch, Lightning, matplotlib and scipy: a tool imports
     them in the functions that use them, after its arguments are parsed."""
     out = subprocess.run([sys.executable, "-X", "importtime", "-m", tool, "--help"], cwd=REPO,
                          capture_output=True, text=True)

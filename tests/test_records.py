@@ -22,6 +22,7 @@ def test_records_keep_finished_jobs_without_weights_and_restore_to_resume(full_d
     run(cmd, full_data_dir)
     sweep = runs / "multirun" / "kept"
     first, second = sorted(sweep.glob("[0-9]-*"))
+    assert [first.name, second.name] == ["0-seed-1", "1-seed-2"]       # named by what differs
     (second / "result.json").unlink()  # as if killed before its end: not kept
 
     kept = tmp_path / "results" / "kept"
@@ -43,7 +44,12 @@ def test_records_keep_finished_jobs_without_weights_and_restore_to_resume(full_d
         for path in sorted(job.rglob("*"), reverse=True):
             path.unlink() if path.is_file() else path.rmdir()
         job.rmdir()
+    # Kept under a job name of before (every override): the sweep's command finds it by that name.
+    job = [o.replace("seed=1,2", "seed=1") for o in SWEEP if not o.startswith(("name=", "checkpoint."))]
+    old = first.with_name("0-" + ",".join(sorted(job)))
+    (kept / first.name).rename(kept / old.name)
     assert records.main([str(kept), "--restore", "--to", str(sweep)]) == 0
+    first = old
     again = run(cmd, full_data_dir)
     assert again.stdout.count("already finished") == 1                # the kept job is not redone
     assert (first / "metrics.csv").read_text() == finished

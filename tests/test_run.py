@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import subprocess
 import sys
 
@@ -22,7 +23,9 @@ pytestmark = pytest.mark.slow
 
 def run_py(*overrides, data_dir, runs_dir, launch=preloaded.run):
     env = {**os.environ, "ISL_DATA_DIR": str(data_dir), "ISL_MNIST_DIR": str(MNIST_DIR)}
-    return launch([sys.executable, "run.py", f"paths.runs_dir={runs_dir}", *overrides],
+    flags = [o for o in overrides if o.startswith("-")]  # -m: before the overrides, as argparse wants
+    return launch([sys.executable, "run.py", *flags, f"paths.runs_dir={runs_dir}",
+                   *[o for o in overrides if o not in flags]],
                   cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -96,6 +99,9 @@ def test_a_short_training_run_logs_every_metric_to_csv(full_data_dir, tmp_path, 
     # torch deprecation.
     console = result.stdout + result.stderr
     assert "/24,000" in console and "points/s" in console and "Epoch" not in console
+    # Output to a file or a pipe, as here: plain lines, about one per tenth of the budget, no
+    # bar's frames.
+    assert "━" not in console and 8 <= len(re.findall(r"points [\d,]+/24,000 \(\d+%\), [\d,]+ points/s", console)) <= 11
     assert "GPU available" not in console and "TPU available" not in console
     assert "Tip:" not in console and "LeafSpec" not in console
 
@@ -128,6 +134,7 @@ def test_a_config_hydra_cannot_compose_fails_naming_the_key(tmp_path, override, 
     ("+model.hiden=8", "model.hiden=8: model has no key 'hiden'; its keys: network, hidden, layers,"),
     ("+curriculum.treshold=2", "curriculum.treshold=2: curriculum has no key 'treshold'; its keys: threshold,"),
     ("data=original data.path=/no/such/sequences", "data.path=/no/such/sequences: no such folder or archive"),
+    ("-m seed=1,2 budget.points=-5", "budget.points must be a positive integer, got -5"),  # a sweep's shared value
 ])
 def test_a_wrong_value_fails_in_one_line_before_anything_is_created(tmp_path, override, expected):
     result = run_py(*override.split(), data_dir=tmp_path / "data", runs_dir=tmp_path)

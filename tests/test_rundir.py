@@ -82,3 +82,23 @@ def test_no_readable_checkpoint_is_one_line_naming_each_file_and_what_to_do(tmp_
                               "(damaged or not a checkpoint: torch.load fails with")
     assert message.endswith("delete them to start the run over") and "\n" not in message
     assert "weights_only" not in message and "file an issue" not in message
+
+
+def test_a_job_is_named_by_what_differs_between_the_sweeps_jobs_or_by_its_old_name(tmp_path):
+    """The overrides a sweep shares name its directory once; its jobs are named by the rest: the
+    command line's sweeps and the experiment's swept keys the command line does not fix. A job
+    directory under the old name (every override) is kept, so that sweeps started before resume."""
+    from omegaconf import OmegaConf
+    from isl.config import job_name
+    OmegaConf.save({"hydra": {"overrides": {"task": ["experiment=heads", "model.head=moves", "seed=1,2",
+                                                     "logger=csv,wandb", "data.scaling=std"]},
+                              "sweeper": {"params": {"model.head": "moves,mdn", "curriculum": "regular,length",
+                                                     "seed": "1,2,3"}}}},
+                   tmp_path / "multirun.yaml")
+    job = ["model.head=moves", "curriculum=length", "seed=2", "experiment=heads", "logger=wandb",
+           "data.scaling=std"]
+    old = "3-curriculum=length,data.scaling=std,model.head=moves,seed=2"
+    assert job_name(3, str(tmp_path), old, job) == "3-curriculum-length_seed-2"
+    (tmp_path / old).mkdir()
+    assert job_name(3, str(tmp_path), old, job) == old
+    assert job_name(0, str(tmp_path / "elsewhere"), "0-x", ["seed=1", "logger=csv"]) == "0-seed-1"

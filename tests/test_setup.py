@@ -9,6 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from conftest import REPO
 from isl.baselines import compose
 from isl.data.datamodule import StrokeDataModule
 from isl.models.module import SequenceMDN
@@ -27,6 +28,15 @@ REVERTED = {"units": {"data.scaling": "range"},
 
 def flat(*overrides) -> dict:
     return _flat(OmegaConf.to_container(compose(list(overrides)), resolve=False))
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")))
+def test_every_experiments_shared_values_pass_the_check_before_its_sweep(experiment):
+    """isl.usage.CheckFirst checks a sweep's config before any job (its swept keys at their
+    defaults): an experiment must not rely on a swept value to be valid."""
+    import isl.transfer  # noqa: F401  (its resolver, registered by run.py)
+    from isl.train import check_values
+    check_values(compose([f"experiment={experiment}"]))
 
 
 @pytest.mark.parametrize("experiment", ["exp1", "exp2", "exp3", "exp4", "grid", "smoke", "ablation"])

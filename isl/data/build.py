@@ -15,9 +15,7 @@ import time
 from pathlib import Path
 
 from isl.checks import positive_int_arg
-from isl.data import builder, mnist
-from isl.data.cache import write_strokes
-from isl.data.published import write_published
+from isl.data import mnist
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,6 +28,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     args = parser.parse_args(argv)
+    from isl.data import builder  # scipy: after the arguments, so that --help is instant
+    from isl.data.cache import write_strokes
+    from isl.data.published import write_published
 
     images, labels = mnist.load_split(mnist.locate_mnist(args.mnist_dir, download=False), args.split)
     images, labels = images[:args.limit], labels[:args.limit]
