@@ -1,6 +1,7 @@
 """Generation quality along training: the digit scorer on the weights a sweep kept on its way.
 
     python -m isl.quality runs/multirun/experiment-exp4 [--n 500] [--seed 0] [--temperature 1] [--bias 0] [--out DIR]
+    python -m isl.quality runs/multirun/heads-moves-std-conditional --guidance 1
 
 **What is measured.** For every job of the sweep (``isl.sweeps``) and every copy of its weights
 kept along training (``checkpoint.keep_per_decade``: ``checkpoints/points-<points>.ckpt``), ``n``
@@ -17,7 +18,7 @@ copy (the end of its budget) are kept in ``generated/<set>.tar.gz`` (the ``isl.g
 folder, packed): ``unprimed-t1`` for 500 unprimed digits at temperature 1 and ``--seed 0``,
 ``conditional-t1`` for a class-conditional model's 1,000 (``--n-conditional``: 100 asked for each
 class), other settings named after them (``unprimed-t0.7``, ``-bias1``, ``-n200``, ``-seed3``,
-``-max50``). ``isl.records`` keeps them, so the scores can be checked by any recogniser
+``-max50``; ``conditional-t1-g1`` with ``--guidance 1``). ``isl.records`` keeps them, so the scores can be checked by any recogniser
 (``python -m isl.score --sequences DIR`` on the unpacked folder).
 
 **Resumable.** Each copy's scores are appended to the job's ``generation.csv`` as soon as they
@@ -55,9 +56,9 @@ from isl.score import load_classifier, score
 from isl.sweeps import Curve, find_jobs, load_job, load_yaml, mark_variants, ordered
 
 SCORES = "generation.csv"
-SETTINGS = ("n", "seed", "bias", "max_steps", "temperature")
+SETTINGS = ("n", "seed", "bias", "max_steps", "temperature", "guidance")
 # What a setting was before it had a column (generation.csv files written before it existed).
-BEFORE = {"temperature": 1.0}
+BEFORE = {"temperature": 1.0, "guidance": 0.0}
 METRICS = ("recognised", "mean_top_probability", "class_accuracy", "recognised_centred", "off_canvas")
 FIELDS = ("points", *SETTINGS, *METRICS)
 
@@ -72,6 +73,26 @@ def read_scores(path: Path, settings: dict) -> dict[int, dict[str, float]]:
     return {int(r["points"]): {m: float(r[m]) if r[m] else np.nan for m in METRICS} for r in rows}
 
 
+def _guidable(job_dir: Path) -> bool:
+    model = load_yaml(job_dir / ".hydra" / "config.yaml").get("model") or {}
+    return bool(model.get("class_inputs")) and bool(model.get("class_dropout"))
+
+
+def _add_columns(path: Path) -> None:
+    """Give a ``generation.csv`` written before a setting had a column today's header (its rows
+    the setting's value of then, ``BEFORE``), so that rows appended now line up."""
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if tuple(reader.fieldnames or ()) == FIELDS:
+            return
+        rows = [{**{k: BEFORE[k] for k in BEFORE if not r.get(k)}, **{k: v for k, v in r.items() if v}} for r in reader]
+    text = io.StringIO()
+    writer = csv.DictWriter(text, FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, text.getvalue().encode())
+
+
 def conditional(job_dir: Path) -> bool:
     """Whether the job's model is class-conditional (``model.class_inputs``)."""
     return bool((load_yaml(job_dir / ".hydra" / "config.yaml").get("model") or {}).get("class_inputs", False))
@@ -80,8 +101,9 @@ def conditional(job_dir: Path) -> bool:
 def set_name(settings: dict, class_inputs: bool) -> str:
     """The name of a set of generated digits (see the module docstring)."""
     standard = {"n": 1000 if class_inputs else 500, "seed": 0, "bias": 0.0, "max_steps": 100}
-    extras = [f"{label}{settings[key]:g}" for key, label in (("bias", "bias"), ("n", "n"), ("seed", "seed"),
-                                                              ("max_steps", "max"))
+    standard["guidance"] = 0.0
+    extras = [f"{label}{settings[key]:g}" for key, label in (("bias", "bias"), ("guidance", "g"), ("n", "n"),
+                                                              ("seed", "seed"), ("max_steps", "max"))
               if float(settings[key]) != standard[key]]
     return "-".join([f"{'conditional' if class_inputs else 'unprimed'}-t{settings['temperature']:g}", *extras])
 
@@ -98,7 +120,7 @@ def generate_copy(checkpoint: Path, starts: dict[bool, np.ndarray], settings: di
     generator = torch.Generator().manual_seed(settings["seed"])
     digits = generate(model, settings["n"], generator, bias=settings["bias"], max_steps=settings["max_steps"],
                       start=starts[classes is not None][:settings["n"]], classes=classes,
-                      temperature=settings["temperature"])
+                      temperature=settings["temperature"], guidance=settings["guidance"] if classes is not None else 0.0)
     return digits, classes
 
 
@@ -139,6 +161,8 @@ def score_job(job_dir: Path, scorer, starts: dict[bool, np.ndarray], settings: d
         result = score(scorer, digits, classes=classes)
         done[points] = {m: result.get(m, np.nan) for m in METRICS}
         new = not path.is_file()
+        if not new:
+            _add_columns(path)
         with path.open("a", newline="") as f:
             writer = csv.DictWriter(f, FIELDS)
             if new:
@@ -187,7 +211,7 @@ def curves(sweep: Path, scores: dict[Path, dict[int, dict[str, float]]], referen
     return cells
 
 
-def table(cells: dict, n: int) -> str:
+def table(cells: dict, digits: str) -> str:
     """The curves as Markdown: per cell, recognised (mean ± std over seeds) at each kept point."""
     lines = []
     for (batching, model, variant), by_curriculum in cells.items():
@@ -200,7 +224,7 @@ def table(cells: dict, n: int) -> str:
                 lines.append(f"| {name} | {len(curve.seeds)} | {points:,.0f} | " + " | ".join(row) + " |")
             lines += [f"- {w}" for w in curve.warnings]
         lines.append("")
-    return "\n".join(lines) + f"\n{n} unprimed digits per copy; recognised: top digit probability >= 0.9.\n"
+    return "\n".join(lines) + f"\n{digits}; recognised: top digit probability >= 0.9.\n"
 
 
 def _mean_std(values: np.ndarray) -> str:
@@ -221,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="sampling temperature > 0 (default 1: plain sampling)")
     parser.add_argument("--bias", type=float, default=0.0,
                         help="sampling bias >= 0, mixture-density heads only (default 0)")
+    parser.add_argument("--guidance", type=float, default=0.0, metavar="W",
+                        help="classifier-free guidance weight >= 0 for class-conditional models trained with "
+                             "model.class_dropout > 0 (isl.generate --guidance; default 0: none)")
     parser.add_argument("--max-steps", type=positive_int_arg, default=100, help="most rows per digit (default 100)")
     parser.add_argument("--out", type=Path, help="where to write (default: <sweep>/report)")
     parser.add_argument("--data-dir", default=None,
@@ -241,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     from isl.viz.curves import plot_curves
 
     settings = {"n": args.n, "n_conditional": args.n_conditional, "seed": args.seed, "bias": args.bias,
-                "max_steps": args.max_steps, "temperature": args.temperature}
+                "max_steps": args.max_steps, "temperature": args.temperature, "guidance": args.guidance}
     out = args.out or args.sweep / "report"
     job_dirs = [d for d in find_jobs(args.sweep, skip=out) if kept_copies(d)]
     if not job_dirs:
@@ -249,6 +276,11 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
 
+    if args.guidance < 0:
+        parser.error("--guidance must be >= 0")
+    if args.guidance and (unfit := [d.name for d in job_dirs if not _guidable(d)]):
+        parser.error(f"--guidance needs class-conditional models trained with model.class_dropout > 0; "
+                     f"not so: {', '.join(unfit)}")
     source = local_mnist(args.data_dir, args.mnist_dir)
     scorer = load_classifier(source)
     # Unconditional models start where training digits start; class-conditional ones (asked for
@@ -261,13 +293,18 @@ def main(argv: list[str] | None = None) -> int:
     scores = {d: score_job(d, scorer, starts, settings) for d in job_dirs}
 
     cells = curves(args.sweep, scores, reference)
+    kinds = {conditional(d) for d in job_dirs}
+    digits = "; ".join([f"{args.n} unprimed digits per copy"] * (False in kinds) + [
+        f"{args.n_conditional} digits per copy of a class-conditional model, asked for 0-9 in turn (class "
+        "accuracy: drawn as the class asked for)"] * (True in kinds)) + \
+        f"; temperature {args.temperature:g}, bias {args.bias:g}" + \
+        (f", guidance {args.guidance:g} (class-conditional models)" if args.guidance else "")
     out.mkdir(parents=True, exist_ok=True)
-    figure = plot_curves(cells, "recognised", out / "generation.png", title=f"Generated digits recognised "
-                         f"({args.n} unprimed per copy, temperature {args.temperature:g}, bias {args.bias:g})",
+    figure = plot_curves(cells, "recognised", out / "generation.png", title=f"Generated digits recognised ({digits})",
                          cell_title=lambda c: f"batches by {c[0]}, {c[1]}" + (f", {c[2]}" if c[2] else ""),
                          ylabel="fraction recognised", references={"real_recognised": "real test digits"},
                          higher_is_better=True, references_are="the same scorer on real test digits")
-    text = table(cells, args.n) + f"Real test digits (first {len(test)}): {reference:.3f} recognised.\n"
+    text = table(cells, digits) + f"Real test digits (first {len(test)}): {reference:.3f} recognised.\n"
     (out / "generation.md").write_text(f"# Generated digits along training: {args.sweep.name}\n\n{text}")
     print(text + f"figure: {figure}\ntable: {out / 'generation.md'}")
     return 0

@@ -93,6 +93,7 @@ def test_every_kept_copy_is_scored_once_and_seeds_align_by_kept_point(copies, sm
     assert {line.count("|") for line in rows_of_table} == {rows_of_table[0].count("|")}   # one cell per heading
     assert f"3-curriculum=length,seed=2: no copy scored yet at {BUDGET:,} points" in table
     assert "Real test digits (first 20)" in table
+    assert "20 unprimed digits per copy; temperature 1, bias 0; recognised" in table   # what was drawn
     assert table.split("\n\n", 1)[1] in out                    # the table is printed too
 
     # A rerun reads the scores back instead of generating again, and scores a new copy only.
@@ -145,3 +146,30 @@ def test_a_finished_jobs_last_digits_are_kept_and_rescore_to_its_row(copies, sma
     again = score(load_classifier(small_scorer), sequences)
     assert f"{again['recognised']:.4f}" == before[-1]["recognised"]
     assert f"{again['off_canvas']:.4f}" == before[-1]["off_canvas"]
+
+
+def test_guidance_is_a_setting_of_its_own_and_older_score_files_gain_its_column(tmp_path):
+    from isl.quality import FIELDS, _add_columns, read_scores, set_name
+    path = tmp_path / "generation.csv"
+    old = [f for f in FIELDS if f != "guidance"]                  # written before --guidance existed
+    path.write_text(",".join(old) + "\n" + "20100,1000,0,0.0,100,1.0,0.5,0.6,0.7,0.4,0.1\n"
+                    "35895,1000,0,0.0,100,0.7,0.6,0.7,0.8,0.5,0.0\n")
+    plain = {"n": 1000, "seed": 0, "bias": 0.0, "max_steps": 100, "temperature": 1.0, "guidance": 0.0}
+    assert list(read_scores(path, plain)) == [20100] and read_scores(path, {**plain, "guidance": 1.0}) == {}
+    _add_columns(path)
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        kept = list(reader)
+    assert tuple(reader.fieldnames) == FIELDS and [r["guidance"] for r in kept] == ["0.0", "0.0"]
+    assert [r["class_accuracy"] for r in kept] == ["0.7", "0.8"] and kept[1]["temperature"] == "0.7"
+    assert list(read_scores(path, plain)) == [20100]
+    assert set_name({**plain, "guidance": 1.0}, True) == "conditional-t1-g1"
+
+
+def test_guidance_is_refused_for_a_model_not_trained_for_it(copies, tmp_path, capsys):
+    make_job(tmp_path, 0, "regular", 1, copies)                  # not class-conditional
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path), "--guidance", "1"])
+    assert stop.value.code == 2
+    assert "--guidance needs class-conditional models trained with model.class_dropout > 0; not so: " \
+           "0-curriculum=regular,seed=1" in capsys.readouterr().err
