@@ -7,7 +7,8 @@
 
 Each prints one JSON line: ``n``; ``accuracy`` (where labels are known: the fraction whose
 predicted class is their label; for digits saved by ``isl.generate --save`` from a
-class-conditional model the labels are the classes asked for); ``recognised``, the fraction whose top digit probability is
+class-conditional model the labels are the classes asked for) and ``accuracy_by_class``, the
+same for each label; ``recognised``, the fraction whose top digit probability is
 >= 0.9; ``mean_top_probability``; and ``class_counts``, how many are predicted as each digit
 and as ``none`` (not a digit). For digits generated as asked classes (a class-conditional
 model), ``class_accuracy``: the fraction predicted as the class asked for, and, where several
@@ -207,6 +208,14 @@ def probabilities(model: DigitClassifier, sequences: list[np.ndarray]) -> np.nda
         return torch.cat([model(part).softmax(-1) for part in images.split(1024)]).numpy()
 
 
+def _accuracy(predicted: np.ndarray, truth: np.ndarray) -> tuple[float, dict[str, float]]:
+    """The fraction of ``predicted`` equal to ``truth``, and the same for each class in ``truth``
+    (empty for one class)."""
+    hit = predicted == truth
+    by_class = {str(c): round(float(hit[truth == c].mean()), 4) for c in np.unique(truth)}
+    return round(float(hit.mean()), 4), by_class if len(by_class) > 1 else {}
+
+
 def score(model: DigitClassifier, sequences: list[np.ndarray], labels=None, classes=None) -> dict:
     """The scores of the module docstring for ``sequences`` (and their ``labels``, if known;
     the ``classes`` they were generated as, if asked for)."""
@@ -220,7 +229,9 @@ def score(model: DigitClassifier, sequences: list[np.ndarray], labels=None, clas
     if labels is not None:
         if len(labels) != len(sequences):
             raise ValueError(f"{len(labels)} labels for {len(sequences)} sequences")
-        result["accuracy"] = round(float((predicted == np.asarray(labels)).mean()), 4)
+        result["accuracy"], by_class = _accuracy(predicted, np.asarray(labels))
+        if by_class:  # e.g. generated digits saved with the class each was asked for
+            result["accuracy_by_class"] = by_class
     result["recognised"] = round(float((top >= RECOGNISED).mean()), 4)
     result["mean_top_probability"] = round(float(top.mean()), 4)
     result["class_counts"] = {**{str(d): int(counts[d]) for d in range(NOT_A_DIGIT)},
@@ -229,10 +240,9 @@ def score(model: DigitClassifier, sequences: list[np.ndarray], labels=None, clas
         classes = np.asarray(classes)
         if len(classes) != len(sequences):
             raise ValueError(f"{len(classes)} classes for {len(sequences)} sequences")
-        hit = predicted == classes
-        result["class_accuracy"] = round(float(hit.mean()), 4)
-        if len(asked := np.unique(classes)) > 1:
-            result["class_accuracy_by_class"] = {str(c): round(float(hit[classes == c].mean()), 4) for c in asked}
+        result["class_accuracy"], by_class = _accuracy(predicted, classes)
+        if by_class:
+            result["class_accuracy_by_class"] = by_class
     # Where a drawing fails: placement (ink off the canvas; recognised once moved to its centre)
     # or shape, and how long and in how many strokes it is drawn.
     moved = probabilities(model, [centred(s) for s in sequences])[:, :NOT_A_DIGIT].max(axis=1)

@@ -257,3 +257,7 @@ def test_sequences_in_the_published_format_score_as_the_same_digits(scorer, tmp_
     result = json.loads(capsys.readouterr().out)
     assert result == score(model, [test.sequence(i) for i in range(300)], test.labels)
     assert result["n"] == 300 and result["accuracy"] >= 0.95
+    by_class = result["accuracy_by_class"]                          # per label, the overall one their mean
+    counts = np.bincount(test.labels, minlength=10)
+    assert set(by_class) == {str(d) for d in range(10)} and min(by_class.values()) >= 0.8
+    assert sum(by_class[str(d)] * counts[d] for d in range(10)) / 300 == pytest.approx(result["accuracy"], abs=1e-3)
