@@ -137,10 +137,11 @@ def test_the_json_line_counts_recognised_digits_and_not_digits(real_source):
     test = real_source.load("test", 30)
     sequences = [test.sequence(i) for i in range(30)]
     three = score(biased_classifier(3), sequences, test.labels)
-    assert list(three) == ["n", "accuracy", "recognised", "mean_top_probability", "class_counts",
-                           "off_canvas", "recognised_centred", "mean_rows", "mean_strokes"]
+    assert list(three) == ["n", "accuracy", "accuracy_by_class", "recognised", "mean_top_probability",
+                           "class_counts", "off_canvas", "recognised_centred", "mean_rows", "mean_strokes"]
     assert three["n"] == 30 and three["recognised"] == 1.0 and three["mean_top_probability"] == 1.0
     assert three["accuracy"] == round(float((test.labels == 3).mean()), 4)
+    assert three["accuracy_by_class"] == {str(d): float(d == 3) for d in sorted(set(test.labels.tolist()))}
     assert three["class_counts"] == {**{str(d): 0 for d in range(10)}, "3": 30, "none": 0}
     none = score(biased_classifier(NOT_A_DIGIT), sequences)  # no labels: no accuracy
     assert "accuracy" not in none and none["recognised"] == 0.0 and none["mean_top_probability"] < 1e-6
