@@ -14,7 +14,7 @@ import os
 import platform
 import time
 
-from isl.data import builder, mnist
+from isl.data import pipeline, mnist
 
 
 def main() -> None:
@@ -28,12 +28,12 @@ def main() -> None:
     total = 0
     for split in ("train", "test"):
         images, labels = mnist.load_split(directory, split)
-        total += len(builder.build(images, labels, args.workers))
+        total += len(pipeline.build(images, labels, args.workers))
     wall = time.perf_counter() - start
 
     images, labels = mnist.load_split(directory, "train")
     start = time.perf_counter()
-    builder.build(images[:2000], labels[:2000], workers=1)
+    pipeline.build(images[:2000], labels[:2000], workers=1)
     serial_ms = (time.perf_counter() - start) / 2000 * 1e3
 
     print(json.dumps({"images": total, "workers": args.workers, "wall_s": round(wall, 2),

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from isl.data import mnist
-from isl.data.builder import image_to_sequence
+from isl.data.pipeline import image_to_sequence
 from isl.data.published import read_inputdata
 
 NAME = re.compile(r"(train|test)img-(\d+)-inputdata\.txt")

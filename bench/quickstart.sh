@@ -31,7 +31,7 @@ step setup bash -c 'python3 -m venv .venv && .venv/bin/pip install -q torch==2.1
 step main_job .venv/bin/python run.py                     # the first run builds the dataset cache
 step main_job_again .venv/bin/python run.py               # reports the finished run
 step sweep .venv/bin/python run.py -m $sweep
-step report .venv/bin/python -m isl.report runs/multirun/curriculum-regular+length+classes+sequences_budget.points-200000_data.num_test-1000
+step report .venv/bin/python -m isl.tools.report runs/multirun/curriculum-regular+length+classes+sequences_budget.points-200000_data.num_test-1000
 step smoke .venv/bin/python run.py -m experiment=smoke    # the experiments table's "first look"
 step tests_quick .venv/bin/python -m pytest -m "not slow" -q
 step tests .venv/bin/python -m pytest -q

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from isl.data import builder, mnist
+from isl.data import pipeline, mnist
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -60,8 +60,8 @@ class InMemorySource:
 def real_source(mnist_images):
     """The first 2,000 training and 500 test images of MNIST, built by the real builder."""
     train_x, train_y, test_x, test_y = mnist_images
-    return InMemorySource(builder.build(train_x[:2000], train_y[:2000], workers=1),
-                          builder.build(test_x[:500], test_y[:500], workers=1))
+    return InMemorySource(pipeline.build(train_x[:2000], train_y[:2000], workers=1),
+                          pipeline.build(test_x[:500], test_y[:500], workers=1))
 
 
 @pytest.fixture(scope="session")
@@ -83,24 +83,24 @@ def full_data_dir():
 def small_scorer(monkeypatch, mnist_images, tmp_path):
     """An MnistSource over 300 real images per split, in its own data folder, and a scorer small
     enough to train in seconds there (one epoch, 100 scribbles)."""
-    import isl.score
+    import isl.tools.score
     from isl.data.sources import MnistSource
     train_x, train_y, test_x, test_y = mnist_images
     splits = {"train": (train_x[:300], train_y[:300]), "test": (test_x[:300], test_y[:300])}
     monkeypatch.setattr(mnist, "load_split", lambda directory, split: splits[split])
-    monkeypatch.setattr(isl.score, "SCRIBBLES", 100)
-    monkeypatch.setattr(isl.score, "EPOCHS", 1)
+    monkeypatch.setattr(isl.tools.score, "SCRIBBLES", 100)
+    monkeypatch.setattr(isl.tools.score, "EPOCHS", 1)
     return MnistSource(mnist_dir=MNIST_DIR, data_dir=tmp_path)
 
 
 @pytest.fixture(scope="session")
 def scorer():
-    """(the digit scorer, its MnistSource): isl.score's classifier of the tools' data folder
+    """(the digit scorer, its MnistSource): isl.tools.score's classifier of the tools' data folder
     ($ISL_DATA_DIR, else <repo>/data), trained there once (about 3 minutes on one thread) and
     read back from its cache by every later session."""
     if MNIST_DIR is None:
         pytest.skip("real MNIST files not found: set ISL_MNIST_DIR or provide ../shared/data/mnist")
     from isl.data.sources import local_mnist
-    from isl.score import load_classifier
+    from isl.tools.score import load_classifier
     source = local_mnist(mnist_dir=str(MNIST_DIR))
     return load_classifier(source), source

@@ -1,4 +1,4 @@
-"""The entry points (``python run.py ...``, ``python -m isl.cli ...``) in a process of their own,
+"""The entry points (``python run.py ...``, ``python -m isl.training.cli ...``) in a process of their own,
 as a user runs them, but forked from a server that imported torch, Hydra and the other heavy
 packages once per test session: a launch then costs about a second of CPU, not the ~12 s a
 fresh interpreter spends importing (most of the suite's time when each of its ~70 launches
@@ -30,7 +30,7 @@ from pathlib import Path
 
 # The heavy imports, but not Lightning's own packages (those take a few tenths of a second):
 # how their loggers print depends on whether logging was configured when they were imported
-# (run.py imports them after Hydra configured it, isl.cli before).
+# (run.py imports them after Hydra configured it, isl.training.cli before).
 PRELOAD = ["torch", "torch._dynamo", "torchmetrics", "scipy.signal", "scipy.ndimage", "hydra.utils",
            "omegaconf", "matplotlib.pyplot", "rich.console"]
 

@@ -52,7 +52,7 @@ def test_max_length_truncates_as_the_test_loader_does():
 @pytest.mark.skipif(MNIST_DIR is None, reason="real MNIST files not found")
 def test_the_command_prints_one_json_line_for_the_run_s_test_set(full_data_dir):
     env = {**os.environ, "ISL_MNIST_DIR": str(MNIST_DIR), "ISL_DATA_DIR": str(full_data_dir)}
-    result = preloaded.run([sys.executable, "-m", "isl.baselines", "data.num_test=1000"], cwd=REPO,
+    result = preloaded.run([sys.executable, "-m", "isl.tools.baselines", "data.num_test=1000"], cwd=REPO,
                            env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     levels = json.loads(result.stdout.strip().splitlines()[-1])

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from isl import bench
+from isl.tools import bench
 
 
 def test_the_train_benchmark_reports_both_loops_and_their_ratio(capsys):

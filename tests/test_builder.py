@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from isl.data.builder import (build, choose_threshold, encode, image_to_sequence, skeleton, trace,
+from isl.data.pipeline import (build, choose_threshold, encode, image_to_sequence, skeleton, trace,
                               zhang_suen)
 from isl.data.published import read_inputdata
 from isl.data.sequences import check_sequence

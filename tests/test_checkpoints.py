@@ -9,13 +9,13 @@ import lightning as L
 import pytest
 import torch
 
-from isl.callbacks import PointsSchedule
-from isl.schedule import evaluation_points
-from isl.checkpoints import LAST, PREV, AtomicCheckpointIO, PointsCheckpoint
+from isl.training.callbacks import PointsSchedule
+from isl.training.schedule import evaluation_points
+from isl.training.checkpoints import LAST, PREV, AtomicCheckpointIO, PointsCheckpoint
 from isl.curricula.regular import Regular
 from isl.data.datamodule import StrokeDataModule
 from isl.models.module import SequenceMDN, load_model
-from isl.train import kept_points
+from isl.training.train import kept_points
 
 KEEP = [300, 700, 1500, 3000]
 

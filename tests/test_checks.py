@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from isl.callbacks import PointsSchedule
-from isl.checkpoints import PointsCheckpoint
-from isl.checks import positive_int
+from isl.training.callbacks import PointsSchedule
+from isl.training.checkpoints import PointsCheckpoint
+from isl.core.checks import positive_int
 from isl.curricula.length import Length
 from isl.curricula.sequences import Sequences
-from isl.data.curriculum import CurriculumState, check_batching
+from isl.data.sampler import CurriculumState, check_batching
 from isl.data.datamodule import StrokeDataModule
-from isl.devices import acquire_slot
-from isl.generate import generate
+from isl.training.devices import acquire_slot
+from isl.tools.generate import generate
 from isl.models.module import SequenceMDN
 from isl.viz.snapshots import DensitySnapshots
 

@@ -1,4 +1,4 @@
-"""The LightningCLI entry point, as a user runs it: ``python -m isl.cli fit --config ...``."""
+"""The LightningCLI entry point, as a user runs it: ``python -m isl.training.cli fit --config ...``."""
 
 from __future__ import annotations
 
@@ -21,21 +21,21 @@ DATA_DIR = os.environ.get("ISL_DATA_DIR", str(REPO / "data"))  # run.py's cache,
 
 def cli(subcommand, *args):
     env = {**os.environ, "OMP_NUM_THREADS": "1", **({"ISL_MNIST_DIR": str(MNIST_DIR)} if MNIST_DIR else {})}
-    return preloaded.run([sys.executable, "-m", "isl.cli", subcommand, *args], cwd=REPO, env=env,
+    return preloaded.run([sys.executable, "-m", "isl.training.cli", subcommand, *args], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=300)
 
 
 def printed_metrics(stdout: str) -> dict[str, float]:
-    """The metrics ``isl.cli test`` prints, one ``  test/<name> <value>`` line each."""
+    """The metrics ``isl.training.cli test`` prints, one ``  test/<name> <value>`` line each."""
     return {name: float(value) for name, value in re.findall(r"^  (test/\S+) (\S+)$", stdout, re.M)}
 
 
 def small(shipped: str, runs: Path, name: str, budget: int, every: int, callbacks=()) -> Path:
-    """A shipped config (conf/cli/<shipped>.yaml) made small and quick: its own curriculum with
+    """A shipped config (cli/<shipped>.yaml) made small and quick: its own curriculum with
     a threshold that never binds, so it steps up every 1,500 points; ``callbacks`` added."""
     if MNIST_DIR is None:
         pytest.skip("real MNIST files not found: set ISL_MNIST_DIR or provide ../shared/data/mnist")
-    config = yaml.safe_load((REPO / "conf" / "cli" / f"{shipped}.yaml").read_text())
+    config = yaml.safe_load((REPO / "cli" / f"{shipped}.yaml").read_text())
     config["model"]["init_args"]["network"] = "ffnn"
     data = config["data"]["init_args"]
     data.update(num_train=500, num_test=100)
@@ -43,7 +43,7 @@ def small(shipped: str, runs: Path, name: str, budget: int, every: int, callback
     config["budget"] = budget
     trainer = config["trainer"]
     for callback in trainer["callbacks"]:
-        if callback["class_path"] == "isl.callbacks.PointsSchedule":
+        if callback["class_path"] == "isl.training.callbacks.PointsSchedule":
             callback["init_args"] = {"eval_every": every}
         else:
             callback["init_args"].update(threshold=1000, min_points=1500)
@@ -67,7 +67,7 @@ def test_a_short_fit_from_the_shipped_config_stops_by_points_and_logs_metrics(tm
     assert any(r["train/loss"] for r in rows)
     assert {r["curriculum/stage"] for r in rows} - {""} == {"0.0"}    # regular: no curriculum listed
     config = (run_dir / "config.yaml").read_text()                    # saved by LightningCLI
-    assert "network: ffnn" in config and "isl.callbacks.PointsSchedule" in config
+    assert "network: ffnn" in config and "isl.training.callbacks.PointsSchedule" in config
     assert "trained ffnn with the regular curriculum" in result.stdout
 
 
@@ -89,13 +89,13 @@ def test_the_length_config_steps_up_with_run_pys_console_and_logs_stages_by_poin
 
 
 def test_a_killed_cli_run_resumes_to_the_same_metrics_as_run_py_runs_do(tmp_path):
-    every = [{"class_path": "isl.checkpoints.PointsCheckpoint", "init_args": {"every_points": 5000}}]
+    every = [{"class_path": "isl.training.checkpoints.PointsCheckpoint", "init_args": {"every_points": 5000}}]
     whole = cli("fit", "--config", str(small("length", tmp_path, "whole", 24000, 8000, every)))
     assert whole.returncode == 0, whole.stderr[-3000:]
 
     config = small("length", tmp_path, "killed", 24000, 8000, every)
     job = tmp_path / "killed"
-    kill_after_checkpoint([sys.executable, "-m", "isl.cli", "fit", "--config", str(config)],
+    kill_after_checkpoint([sys.executable, "-m", "isl.training.cli", "fit", "--config", str(config)],
                           DATA_DIR, job / "checkpoints" / "last.ckpt", extra_wait=0.3)
     assert not (job / "result.json").exists()
     resumed = cli("fit", "--config", str(config), "--ckpt_path", "last")
@@ -113,7 +113,7 @@ def test_a_killed_cli_run_resumes_to_the_same_metrics_as_run_py_runs_do(tmp_path
 
 def test_the_help_offers_what_works_under_the_name_users_type():
     main = cli("--help")
-    assert main.returncode == 0 and main.stdout.startswith("usage: python -m isl.cli ")
+    assert main.returncode == 0 and main.stdout.startswith("usage: python -m isl.training.cli ")
     assert "{fit,validate,test}" in main.stdout                       # no predict: it would crash
     assert cli("predict").returncode != 0
     fit = cli("fit", "--help").stdout
@@ -154,7 +154,7 @@ def test_test_evaluates_a_run_py_checkpoint_given_its_data_and_refuses_other_dat
     run(command(tmp_path, "name=r", "model=ffnn", "data.num_train=500", "data.num_test=100",
                 "budget.points=1500", "budget.eval_every=1000"), Path(DATA_DIR))
     last = str(tmp_path / "r" / "checkpoints" / "last.ckpt")
-    checkpoint = ["--config", "conf/cli/example.yaml", "--ckpt_path", last,
+    checkpoint = ["--config", "cli/example.yaml", "--ckpt_path", last,
                   "--data.init_args.source.init_args.data_dir", DATA_DIR, "--data.init_args.num_test", "100"]
     printed = cli("test", *checkpoint, "--data.init_args.num_train", "500")
     assert printed.returncode == 0, printed.stderr[-3000:]
@@ -167,11 +167,11 @@ def test_fit_without_a_points_budget_is_refused_with_an_example():
     result = cli("fit", "--data.init_args.source", "isl.data.sources.MnistSource",
                  "--trainer.logger", "false", "--trainer.enable_checkpointing", "false")
     assert result.returncode != 0
-    assert "isl.callbacks.PointsSchedule" in result.stderr and "budget:" in result.stderr
+    assert "isl.training.callbacks.PointsSchedule" in result.stderr and "budget:" in result.stderr
 
 
 def test_a_checkpoint_from_elsewhere_is_refused_naming_the_alternatives(tmp_path):
-    result = cli("fit", "--config", "conf/cli/example.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path),
+    result = cli("fit", "--config", "cli/example.yaml", "--trainer.logger.init_args.save_dir", str(tmp_path),
                  "--ckpt_path", str(tmp_path / "other.ckpt"))
     assert result.returncode != 0
     assert "--ckpt_path last" in result.stderr and "--model.init_args.init_from" in result.stderr

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from conftest import MNIST_DIR
-from isl import analyze
+from isl.tools import analyze
 from isl.data.datamodule import StrokeDataModule
-from isl.generate import asked_classes, generate, main
+from isl.tools.generate import asked_classes, generate, main
 from isl.models.module import SequenceMDN, load_model
 from isl.viz.belief import class_probabilities
 from isl.viz.density import density_map
@@ -123,7 +123,7 @@ def test_the_analyses_refuse_a_class_conditional_checkpoint(checkpoints, tmp_pat
     conditional, _ = checkpoints
     assert analyze.main([str(conditional), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "isl.analyze (the class belief) needs a model with model.class_inputs=false" in err
+    assert "isl.tools.analyze (the class belief) needs a model with model.class_inputs=false" in err
     assert "has model.class_inputs=true" in err and str(conditional) in err
     assert not list(tmp_path.iterdir())
     model, steps = load_model(conditional), np.array([[10, 8, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1]])

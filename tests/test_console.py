@@ -13,7 +13,7 @@ from conftest import REPO
 # progress bar does: a log line must go to the replacement, not to the terminal beneath it.
 SCRIPT = """
 import io, logging, sys
-from isl import console
+from isl.core import console
 {setup}
 swapped = io.StringIO()
 setattr(sys, {stream!r}, swapped)

@@ -9,9 +9,9 @@ import torch
 from conftest import REPO
 from omegaconf import OmegaConf
 
-from isl.data.curriculum import CurriculumBatchSampler, CurriculumState
+from isl.data.sampler import CurriculumBatchSampler, CurriculumState
 from isl.data.datamodule import COUNTS, StrokeBatch, StrokeDataModule
-from isl.data.units import to_pixels, to_units
+from isl.core.units import to_pixels, to_units
 from isl.data.sources import MnistSource
 
 
@@ -327,7 +327,7 @@ def test_units_live_in_their_own_module_that_the_model_uses_too():
 
     imports = {node.module for node in ast.walk(ast.parse((REPO / "isl/models/module.py").read_text()))
                if isinstance(node, ast.ImportFrom)}
-    assert "isl.data.units" in imports and "isl.data.datamodule" not in imports
+    assert "isl.core.units" in imports and "isl.data.datamodule" not in imports
 
 
 def test_counting_targets_keeps_a_row_more_per_length_and_a_point_less_per_sequence(real_source):

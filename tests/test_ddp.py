@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from isl.data.curriculum import CurriculumBatchSampler, CurriculumState
+from isl.data.sampler import CurriculumBatchSampler, CurriculumState
 import preloaded
 from conftest import MNIST_DIR, REPO, needs_mnist
 
@@ -74,7 +74,7 @@ def first_pass(ranks, served) -> list[int]:
 def test_a_stream_saved_on_one_number_of_processes_goes_on_whole_on_another(before, after, caplog):
     saved, served, ahead = checkpointed(replicas(before, size=20, bucket=4)[1], trained=5)
     _, ranks = replicas(after, size=20, bucket=4)
-    with caplog.at_level("INFO", logger="isl.data.curriculum"):
+    with caplog.at_level("INFO", logger="isl.data.sampler"):
         for r in ranks:
             r.load_state_dict(saved)
     resumed = [serve(r) for _ in range(-(-len(ahead) // after)) for r in ranks]

@@ -66,7 +66,7 @@ def test_a_nan_stops_its_job_keeps_the_last_good_checkpoint_and_is_reported_fail
     assert 2000 <= checkpoint["points_processed"] < POISON_AT + 2000
     assert all(torch.isfinite(w).all() for w in checkpoint["state_dict"].values())
 
-    report = preloaded.run([sys.executable, "-m", "isl.report", str(sweep)], cwd=REPO,
+    report = preloaded.run([sys.executable, "-m", "isl.tools.report", str(sweep)], cwd=REPO,
                            capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr
     summary = (sweep / "report" / "summary.md").read_text()

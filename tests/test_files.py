@@ -10,12 +10,12 @@ import pytest
 import torch
 from rich.progress import Progress
 
-from isl import files
-from isl.checkpoints import AtomicCheckpointIO
+from isl.core import files
+from isl.training.checkpoints import AtomicCheckpointIO
 from isl.data import mnist
 from isl.data.cache import read_strokes, write_strokes
 from isl.data.sequences import StrokeSet
-from isl.files import atomic_file, atomic_write
+from isl.core.files import atomic_file, atomic_write
 from conftest import MNIST_DIR, needs_mnist
 
 

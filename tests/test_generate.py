@@ -1,4 +1,4 @@
-"""Generation (isl.generate): stepwise sampling until end of digit, bias, priming, and the CLI."""
+"""Generation (isl.tools.generate): stepwise sampling until end of digit, bias, priming, and the CLI."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from matplotlib.image import imread
 
 import preloaded
 from conftest import MNIST_DIR, REPO
-from isl.generate import DEFAULT_START, END_ROW, generate, main, training_starts
+from isl.tools.generate import DEFAULT_START, END_ROW, generate, main
+from isl.tools.starts import training_starts
 from isl.models.module import NO_CLASS, SequenceMDN, load_model
 from isl.models.moves import Moves
 
@@ -188,7 +189,7 @@ def test_the_cli_draws_digits_from_a_real_checkpoint(full_data_dir, scorer, tmp_
     [checkpoint] = (tmp_path / "runs").rglob("last.ckpt")
 
     png = tmp_path / "primed.png"
-    result = preloaded.run([sys.executable, "-m", "isl.generate", str(checkpoint), "--n", "8",
+    result = preloaded.run([sys.executable, "-m", "isl.tools.generate", str(checkpoint), "--n", "8",
                             "--out", str(png), "--prime", "15", "--seed", "1", "--cols", "4",
                             "--data-dir", str(full_data_dir), "--score"],
                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
@@ -207,7 +208,7 @@ def test_the_cli_draws_digits_from_a_real_checkpoint(full_data_dir, scorer, tmp_
     data = ["--data-dir", str(full_data_dir)]
     assert main([str(checkpoint), "--n", "8", "--out", str(plain), "--cols", "4", "--bias", "1", *data]) == 0
     record = json.loads((tmp_path / "plain.png.json").read_text())   # the grid's record
-    assert record["command"] == f"python -m isl.generate {checkpoint} --n 8 --out {plain} --cols 4 --bias 1 " \
+    assert record["command"] == f"python -m isl.tools.generate {checkpoint} --n 8 --out {plain} --cols 4 --bias 1 " \
         f"--data-dir {full_data_dir}" and record["points"] >= 6000
     assert main([str(checkpoint), "--n", "8", "--out", str(blank), "--cols", "4", "--max-steps", "1", *data]) == 0
     assert imread(png).shape == imread(blank).shape
@@ -281,7 +282,7 @@ def test_a_class_conditional_start_is_drawn_from_training_digits_of_that_class(r
 
 def test_saved_digits_read_back_in_the_published_format_with_and_without_labels(tmp_path):
     from isl.data.published import read_generated, write_generated
-    from isl.generate import on_whole_pixels
+    from isl.tools.generate import on_whole_pixels
     out = generate(small_model(seed=3), 5, seeded(), max_steps=20)
     whole = [on_whole_pixels(s) for s in out]
     # Rounded points: each drawn point lands on the pixel it was drawn in.

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 import preloaded
 from conftest import MNIST_DIR, REPO
-from isl.devices import GpuSlots, acquire_slot, device_slot, trainer_devices
+from isl.training.devices import GpuSlots, acquire_slot, device_slot, trainer_devices
 
 TINY = ["budget.points=2000", "budget.eval_every=1000", "data.num_train=200", "data.num_test=50"]
 
@@ -100,7 +100,7 @@ def test_the_callback_sizes_the_pool_and_hides_its_keys_from_joblib():
 def compose_with_hydra(*overrides):
     from hydra import compose, initialize_config_dir
 
-    import isl.config  # noqa: F401  (registers the schema that conf/config.yaml names)
+    import isl.training.config  # noqa: F401  (registers the schema that conf/config.yaml names)
 
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
         return compose("config", list(overrides), return_hydra_config=True)

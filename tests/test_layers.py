@@ -14,19 +14,9 @@ import pytest
 from conftest import REPO
 
 PACKAGE = REPO / "isl"
-# data -> models -> curricula -> training -> tools; the helpers below them serve all.
-LAYERS = [
-    ("isl.checks", "isl.files", "isl.console"),
-    ("isl.data", "isl.viz"),
-    ("isl.models",),
-    ("isl.curricula",),
-    ("isl.callbacks", "isl.checkpoints", "isl.config", "isl.devices", "isl.loggers", "isl.rundir",
-     "isl.schedule", "isl.train", "isl.usage", "isl.wandb_offline"),
-    ("isl.analyze", "isl.baselines", "isl.bench", "isl.cli", "isl.generate", "isl.quality", "isl.records",
-     "isl.report",
-     "isl.score",
-     "isl.scribbles", "isl.sweeps", "isl.timing", "isl.transfer"),
-]
+# The layers are the package's folders, each importing only those before it:
+# core (helpers) -> data, viz -> models -> curricula -> training (composing a run) -> tools.
+LAYERS = [("core",), ("data", "viz"), ("models",), ("curricula",), ("training",), ("tools",)]
 
 
 def module_name(path: Path) -> str:
@@ -35,10 +25,19 @@ def module_name(path: Path) -> str:
 
 
 def layer(name: str) -> int:
-    for i, prefixes in enumerate(LAYERS):
-        if any(name == p or name.startswith(p + ".") for p in prefixes):
+    if name == "isl":
+        return 0  # isl/__init__.py imports nothing of its own
+    folder = name.split(".")[1]
+    for i, folders in enumerate(LAYERS):
+        if folder in folders:
             return i
-    raise AssertionError(f"{name} is in no layer: add it to LAYERS")
+    raise AssertionError(f"{name} is in no layer: put it in one of the folders of LAYERS")
+
+
+def test_the_top_of_the_package_holds_the_layers_folders_only():
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders == {f for layer_folders in LAYERS for f in layer_folders}
+    assert [p.name for p in PACKAGE.glob("*.py")] == ["__init__.py"]
 
 
 def isl_imports(path: Path) -> set[str]:
@@ -62,10 +61,20 @@ def test_each_layer_imports_only_the_layers_before_it():
     assert wrong == []
 
 
+def test_models_take_their_units_from_core_not_from_the_data():
+    imports = {n for p in (PACKAGE / "models").glob("*.py") for n in isl_imports(p)}
+    assert {n for n in imports if n.startswith("isl.data")} == set()
+
+
+def test_no_module_is_longer_than_350_lines():
+    lines = {module_name(p): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    assert {name: n for name, n in lines.items() if n > 350} == {}
+
+
 def test_curricula_use_the_model_they_are_handed_and_the_config_schema_imports_no_tools():
     curricula = {n for p in (PACKAGE / "curricula").glob("*.py") for n in isl_imports(p)}
     assert "isl.models.module" not in curricula
-    assert isl_imports(PACKAGE / "config.py") == set()
+    assert isl_imports(PACKAGE / "training" / "config.py") == set()
 
 
 def test_no_two_modules_define_a_public_function_of_the_same_name():
@@ -76,9 +85,9 @@ def test_no_two_modules_define_a_public_function_of_the_same_name():
 
 
 def test_run_py_imports_no_lightning_before_hydra_configures_logging():
-    """run.py's module-level imports (isl.config, isl.transfer and what they import) must leave
+    """run.py's module-level imports (isl.training.config, isl.tools.transfer and what they import) must leave
     Lightning alone: imported before Hydra configures logging, its loggers bypass run.log."""
-    code = "import sys, isl.config, isl.transfer; print(sorted(m for m in sys.modules if m.startswith('lightning')))"
+    code = "import sys, isl.training.config, isl.tools.transfer; print(sorted(m for m in sys.modules if m.startswith('lightning')))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -87,8 +96,8 @@ TOOLS = sorted(module_name(p) for p in PACKAGE.rglob("*.py") if 'if __name__ == 
 HEAVY = {"torch", "lightning", "matplotlib", "scipy"}
 
 
-# isl.cli is a LightningCLI: its --help is made from the signatures of the classes it configures.
-@pytest.mark.parametrize("tool", [t for t in TOOLS if t != "isl.cli"])
+# isl.training.cli is a LightningCLI: its --help is made from the signatures of the classes it configures.
+@pytest.mark.parametrize("tool", [t for t in TOOLS if t != "isl.training.cli"])
 def test_every_command_answers_help_before_importing_torch(tool):
     """``python -m <tool> --help`` needs none of torch, Lightning, matplotlib and scipy: a tool imports
     them in the functions that use them, after its arguments are parsed."""

@@ -16,7 +16,8 @@ from scipy.stats import multivariate_normal
 from isl.curricula.regular import Regular
 from isl.data.datamodule import StrokeBatch, StrokeDataModule
 from isl.models.mdn import RHO_BOUND, Mixture, MixtureDensityHead, prediction_loss
-from isl.models.module import _SUMS, NonFiniteLossError, SequenceMDN, load_model, metric_means
+from isl.models.metrics import SUMS, metric_means
+from isl.models.module import NonFiniteLossError, SequenceMDN, load_model
 
 K = 17
 HIDDEN = 32
@@ -543,7 +544,7 @@ def test_rmse_is_per_coordinate_as_in_the_paper_s_code(real_source):
                            zip(batch.indices.tolist(), batch.lengths.tolist())]).astype(np.float64)
     expected = {"sampled": sampled[mask].double().numpy() * scale + shift,
                 "expected": prediction.mean()[mask].double().numpy() * scale + shift}
-    metrics = metric_means(dict(zip(_SUMS, sums.tolist())), "train")
+    metrics = metric_means(dict(zip(SUMS, sums.tolist())), "train")
     for name, pixels in expected.items():
         per_coordinate = np.sqrt(((pixels - true) ** 2).sum() / (2 * len(true)))
         assert metrics[f"train/rmse_{name}"] == pytest.approx(per_coordinate, rel=1e-4)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from isl.callbacks import ORIGINAL_TEST_EVERY, ORIGINAL_TEST_SEQUENCES, PointsSchedule
+from isl.training.callbacks import ORIGINAL_TEST_EVERY, ORIGINAL_TEST_SEQUENCES, PointsSchedule
 from isl.data.datamodule import StrokeDataModule
 from isl.models.module import SequenceMDN
 

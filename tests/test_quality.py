@@ -1,4 +1,4 @@
-"""isl.quality: the digit scorer on the weights a sweep kept along training, resumable, one figure."""
+"""isl.tools.quality: the digit scorer on the weights a sweep kept along training, resumable, one figure."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ import matplotlib.figure
 import pytest
 import yaml
 
-import isl.quality
-from isl.callbacks import PointsSchedule
-from isl.checkpoints import AtomicCheckpointIO, PointsCheckpoint
+import isl.tools.quality
+from isl.training.callbacks import PointsSchedule
+from isl.training.checkpoints import AtomicCheckpointIO, PointsCheckpoint
 from isl.curricula.regular import Regular
 from isl.data.datamodule import StrokeDataModule
 from isl.models.module import SequenceMDN
 from isl.data.published import read_generated
-from isl.quality import main, served
-from isl.score import load_classifier, score
-from isl.train import kept_points
+from isl.tools.quality import main, served
+from isl.tools.score import load_classifier, score
+from isl.training.train import kept_points
 
 from conftest import MNIST_DIR
 
@@ -99,8 +99,8 @@ def test_every_kept_copy_is_scored_once_and_seeds_align_by_kept_point(copies, sm
     # A rerun reads the scores back instead of generating again, and scores a new copy only.
     shutil.copy(copies / kept[-1], unfinished / "checkpoints" / kept[-1])
     scored = []
-    real_generate_copy = isl.quality.generate_copy
-    monkeypatch.setattr(isl.quality, "generate_copy",
+    real_generate_copy = isl.tools.quality.generate_copy
+    monkeypatch.setattr(isl.tools.quality, "generate_copy",
                         lambda path, *a: scored.append(path.name) or real_generate_copy(path, *a))
     assert main(args) == 0
     assert scored == [kept[-1]]
@@ -127,7 +127,7 @@ def test_a_copy_serves_the_last_kept_point_at_or_below_it():
 def test_a_finished_jobs_last_digits_are_kept_and_rescore_to_its_row(copies, small_scorer, tmp_path):
     """The digits behind a finished job's final scores, packed in generated/<set>.tar.gz: a job
     scored before they were kept gets them on the next call, with no new row; scored again from
-    the unpacked folder (isl.score --sequences) they give the row's numbers."""
+    the unpacked folder (isl.tools.score --sequences) they give the row's numbers."""
     sweep = tmp_path / "sweep"
     make_job(sweep, 0, "regular", 1, copies)
     job = sweep / "0-curriculum=regular,seed=1"
@@ -149,7 +149,7 @@ def test_a_finished_jobs_last_digits_are_kept_and_rescore_to_its_row(copies, sma
 
 
 def test_guidance_is_a_setting_of_its_own_and_older_score_files_gain_its_column(tmp_path):
-    from isl.quality import FIELDS, _add_columns, read_scores, set_name
+    from isl.tools.quality import FIELDS, _add_columns, read_scores, set_name
     path = tmp_path / "generation.csv"
     old = [f for f in FIELDS if f != "guidance"]                  # written before --guidance existed
     path.write_text(",".join(old) + "\n" + "20100,1000,0,0.0,100,1.0,0.5,0.6,0.7,0.4,0.1\n"

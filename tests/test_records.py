@@ -8,7 +8,7 @@ import csv
 import pytest
 
 from conftest import REPO
-from isl import records, report
+from isl.tools import records, report
 from test_resume import RUN, command, run
 
 SWEEP = ["name=kept", "seed=1,2", *[o for o in RUN if not o.startswith(("seed=", "budget.points"))],
@@ -67,7 +67,7 @@ def test_generation_scores_written_after_the_end_reach_the_record_and_are_never_
     (job / "generation.csv").write_text("points,recognised\n20100,0.002\n")
     assert records.main([str(sweep), "--to", str(kept)]) == 0
     assert (kept / job.name / "generation.csv").read_text() == (job / "generation.csv").read_text()
-    with (job / "generation.csv").open("a") as f:                     # isl.quality scores more copies
+    with (job / "generation.csv").open("a") as f:                     # isl.tools.quality scores more copies
         f.write("35895,0.012\n")
     assert records.main([str(sweep), "--to", str(kept)]) == 0
     assert (kept / job.name / "generation.csv").read_text().endswith("35895,0.012\n")

@@ -16,8 +16,9 @@ from matplotlib.image import imread
 
 import preloaded
 from conftest import MNIST_DIR, REPO, needs_mnist
-from isl import report
-from isl.schedule import evaluation_points
+from isl.tools import report
+from isl.tools.report_markdown import NO_DENSITY
+from isl.training.schedule import evaluation_points
 
 COLUMNS = ["curriculum/stage", "lr", "points", "step", "test/accuracy", "test/loss", "test/nll_px",
            "test/bits_per_point", "test/rmse_expected", "test/rmse_sampled", "time/eval_sec", "time/wall_sec",
@@ -317,8 +318,8 @@ def test_a_head_without_a_density_leaves_its_nll_empty_and_says_why(tmp_path):
     assert rows[("model.head=moves", "length")]["final_bits_per_point"] == "0.6"
     summary = (out / "summary.md").read_text()
     moves = summary[summary.index("## lstm, batching=sequences, model.head=moves"):]
-    assert "| length | — | — | — | — | 0.600 |" in moves and report.NO_DENSITY in moves
-    assert report.NO_DENSITY not in summary[:summary.index("## lstm, batching=sequences, model.head=moves")]
+    assert "| length | — | — | — | — | 0.600 |" in moves and NO_DENSITY in moves
+    assert NO_DENSITY not in summary[:summary.index("## lstm, batching=sequences, model.head=moves")]
 
 
 def test_a_curve_of_too_few_evaluations_and_a_cell_without_regular_are_named(tmp_path):
@@ -382,7 +383,7 @@ def test_smoke_sweep_end_to_end(tmp_path, full_data_dir):
     for job in jobs:                                              # every job: CSV and a W&B run
         assert (job / "metrics.csv").is_file() and (job / "checkpoints" / "last.ckpt").is_file()
         assert len(list((job / "wandb").glob("offline-run-*/run-*.wandb"))) == 1
-    result = preloaded.run([sys.executable, "-m", "isl.report", str(sweep)], cwd=REPO, env=env,
+    result = preloaded.run([sys.executable, "-m", "isl.tools.report", str(sweep)], cwd=REPO, env=env,
                            check=True, capture_output=True, text=True, timeout=300)
     out = sweep / "report"
     assert str(out / "summary.md") in result.stdout

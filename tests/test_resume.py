@@ -196,7 +196,7 @@ ORIGINAL = ["budget.test_protocol=original", "data.num_train=2000", "data.num_te
 
 
 def test_a_run_under_the_original_test_protocol_resumes_to_the_same_rows(full_data_dir, tmp_path):
-    from isl import report
+    from isl.tools import report
 
     run(command(tmp_path, "name=whole", *ORIGINAL), full_data_dir)
     whole = metrics(tmp_path / "whole")

@@ -1,5 +1,5 @@
 """Run directories made by an earlier isl resume under today's: keys added since are in
-``isl.rundir.ADDED`` with the value that computes what isl computed before them."""
+``isl.training.rundir.ADDED`` with the value that computes what isl computed before them."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 import torch
 import yaml
 
-from isl import rundir
-from isl.baselines import compose
-from isl.checkpoints import LAST, PREV, AtomicCheckpointIO
+from isl.training import rundir
+from isl.tools.baselines import compose
+from isl.training.checkpoints import LAST, PREV, AtomicCheckpointIO
 from isl.models.module import SequenceMDN
-from isl.rundir import ADDED, _flat, prepare, results_config
+from isl.training.rundir import ADDED, _flat, prepare, results_config
 
 SAVED = yaml.safe_load((Path(__file__).parent / "data" / "run-configs-2026-12-02.yaml").read_text())
 
@@ -24,7 +24,7 @@ def test_every_key_added_since_is_registered_with_its_default(overrides):
     old, now = _flat(SAVED[overrides]), _flat(results_config(compose(overrides.split() if overrides != "default" else [])))
     new = {k: now[k] for k in set(now) - set(old)}
     unregistered = {k: v for k, v in new.items() if k not in ADDED or ADDED[k] != v}
-    assert not unregistered, (f"keys added since 2026-12-02 without an isl.rundir.ADDED entry holding their "
+    assert not unregistered, (f"keys added since 2026-12-02 without an isl.training.rundir.ADDED entry holding their "
                               f"default (runs made before them would be refused): {unregistered}")
 
 
@@ -89,7 +89,7 @@ def test_a_job_is_named_by_what_differs_between_the_sweeps_jobs_or_by_its_old_na
     command line's sweeps and the experiment's swept keys the command line does not fix. A job
     directory under the old name (every override) is kept, so that sweeps started before resume."""
     from omegaconf import OmegaConf
-    from isl.config import job_name
+    from isl.training.config import job_name
     OmegaConf.save({"hydra": {"overrides": {"task": ["experiment=heads", "model.head=moves", "seed=1,2",
                                                      "logger=csv,wandb", "data.scaling=std"]},
                               "sweeper": {"params": {"model.head": "moves,mdn", "curriculum": "regular,length",

@@ -1,4 +1,4 @@
-"""The digit scorer (isl.score): rendering, the JSON line, its cache, and that it tells real
+"""The digit scorer (isl.tools.score): rendering, the JSON line, its cache, and that it tells real
 digits (accuracy >= 0.97) from pen-like scribbles made by a generator of the tests' own."""
 
 from __future__ import annotations
@@ -10,20 +10,20 @@ import numpy as np
 import pytest
 import torch
 
-import isl.score as scorer_module
+import isl.tools.score as scorer_module
 from conftest import MNIST_DIR
 from isl.data.published import write_published
 from isl.data.sequences import StrokeSet, check_sequence
 from isl.models.scorer import DigitClassifier
-from isl.score import NOT_A_DIGIT, cache_path, centred, load_classifier, main, render, score
-from isl.scribbles import scribbles
+from isl.tools.score import NOT_A_DIGIT, cache_path, centred, load_classifier, main, render, score
+from isl.tools.scribbles import scribbles
 
 NEIGHBOURS = [(1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1)]
 
 
 def lattice_walks(n: int, seed: int) -> list[np.ndarray]:
     """Pen-down walks on the pixel grid that keep their direction or turn by 45 degrees, 20-60
-    points, bouncing inside [4, 25]: written apart from isl.scribbles, which the scorer trains on."""
+    points, bouncing inside [4, 25]: written apart from isl.tools.scribbles, which the scorer trains on."""
     rng = np.random.default_rng(seed)
     walks = []
     for _ in range(n):
@@ -193,7 +193,7 @@ def test_a_malformed_sequences_folder_is_named(tmp_path, capsys):
 
 # --- the cache (small_scorer: conftest) ------------------------------------------------------
 def test_the_classifier_is_trained_once_cached_and_reused(small_scorer, monkeypatch, caplog):
-    caplog.set_level(logging.INFO, logger="isl.score")
+    caplog.set_level(logging.INFO, logger="isl.tools.score")
     rng_state = torch.random.get_rng_state()
     first = load_classifier(small_scorer)
     assert torch.equal(torch.random.get_rng_state(), rng_state)  # training leaves it alone

@@ -10,10 +10,11 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import REPO
-from isl.baselines import compose
+from isl.tools.baselines import compose
 from isl.data.datamodule import StrokeDataModule
 from isl.models.module import SequenceMDN
-from isl.rundir import _flat
+from isl.models.original import max_weight
+from isl.training.rundir import _flat
 
 ORIGINAL = {"data.scaling": "fixed", "data.offset_min": -22.6, "data.offset_range": 55.2,
             "model.sigma_floor_px": None, "model.rho_bound": 0.95, "model.max_weight_penalty": 0.25,
@@ -32,10 +33,10 @@ def flat(*overrides) -> dict:
 
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")))
 def test_every_experiments_shared_values_pass_the_check_before_its_sweep(experiment):
-    """isl.usage.CheckFirst checks a sweep's config before any job (its swept keys at their
+    """isl.training.usage.CheckFirst checks a sweep's config before any job (its swept keys at their
     defaults): an experiment must not rely on a swept value to be valid."""
-    import isl.transfer  # noqa: F401  (its resolver, registered by run.py)
-    from isl.train import check_values
+    import isl.tools.transfer  # noqa: F401  (its resolver, registered by run.py)
+    from isl.training.train import check_values
     check_values(compose([f"experiment={experiment}"]))
 
 
@@ -70,7 +71,7 @@ def test_each_revert_changes_only_its_own_keys(revert):
 def test_the_ablation_sweeps_every_revert_for_regular_and_length():
     from hydra import compose as hydra_compose, initialize_config_dir
 
-    from isl.baselines import ROOT
+    from isl.tools.baselines import ROOT
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         cfg = hydra_compose("config", ["experiment=ablation"], return_hydra_config=True)
     params = cfg.hydra.sweeper.params
@@ -82,8 +83,8 @@ def test_the_ablation_sweeps_every_revert_for_regular_and_length():
 def test_exp4_is_the_full_data_comparison_with_weights_kept_along_training():
     from hydra import compose as hydra_compose, initialize_config_dir
 
-    from isl.baselines import ROOT
-    from isl.train import kept_points
+    from isl.tools.baselines import ROOT
+    from isl.training.train import kept_points
     cfg = flat("experiment=exp4")
     assert cfg["data.num_train"] is None and cfg["data.num_test"] is None   # all 60,000 / 10,000
     assert cfg["model.network"] == "lstm" and cfg["model.class_inputs"] is False
@@ -133,7 +134,7 @@ def test_the_max_weight_penalty_is_the_original_s_term():
     with torch.no_grad():
         net.head.linear.bias[0] = 5.0                         # excluded: the output bias
         net.backbone.lstm.weight_hh_l1[3, 7] = 0.9            # the largest counted element
-    term = net._max_weight()
+    term = max_weight(net)
     assert term.item() == pytest.approx(0.9)
     term.backward()
     grad = net.backbone.lstm.weight_hh_l1.grad
@@ -141,7 +142,7 @@ def test_the_max_weight_penalty_is_the_original_s_term():
     with torch.no_grad():
         for p in net.parameters():
             p.clamp_(max=-0.1)
-    assert net._max_weight().item() == 0.0                    # max(0, ...), as in the original
+    assert max_weight(net).item() == 0.0                    # max(0, ...), as in the original
     with pytest.raises(ValueError, match="model.max_weight_penalty"):
         SequenceMDN(max_weight_penalty=-1)
     with pytest.raises(ValueError, match="model.init"):
@@ -151,6 +152,6 @@ def test_the_max_weight_penalty_is_the_original_s_term():
 @pytest.mark.parametrize("points", [1_000, 300_000, 20_000_000])
 @pytest.mark.parametrize("experiment", [None, "grid", "heads"])
 def test_every_run_has_a_curve_by_default(points, experiment):
-    from isl.schedule import evaluation_points
+    from isl.training.schedule import evaluation_points
     cfg = compose([f"budget.points={points}", *([f"experiment={experiment}"] if experiment else [])])
     assert len(evaluation_points(points, cfg.budget.eval_every, cfg.budget.evals_per_decade)) >= 10

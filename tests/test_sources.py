@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from isl.data import builder, mnist
+from isl.data import pipeline, mnist
 from isl.data.cache import read_strokes, write_strokes
 from isl.data.sequences import StrokeSet
 from isl.data.sources import MnistSource, PublishedSource
@@ -27,7 +27,7 @@ def test_the_first_load_builds_and_caches_and_later_loads_reuse_it(tmp_path, sma
     first = source.load("train")
     assert source.cache_path("train").is_file() and len(first) == 300
 
-    monkeypatch.setattr(builder, "build", lambda *a, **k: pytest.fail("rebuilt despite the cache"))
+    monkeypatch.setattr(pipeline, "build", lambda *a, **k: pytest.fail("rebuilt despite the cache"))
     monkeypatch.setattr(mnist, "locate_mnist", lambda *a, **k: pytest.fail("looked for MNIST despite the cache"))
     again = MnistSource(data_dir=tmp_path).load("train", limit=120)
     assert np.array_equal(again.steps, first.head(120).steps) and len(again) == 120
@@ -50,7 +50,7 @@ def test_the_cache_key_follows_the_builder_version_and_the_split(tmp_path, monke
     source = MnistSource(data_dir=tmp_path)
     before = source.cache_path("train")
     assert before != source.cache_path("test")
-    monkeypatch.setattr(builder, "BUILDER_VERSION", builder.BUILDER_VERSION + 1)
+    monkeypatch.setattr(pipeline, "BUILDER_VERSION", pipeline.BUILDER_VERSION + 1)
     assert source.cache_path("train") != before
 
 
@@ -103,7 +103,7 @@ def test_published_source_reads_what_the_build_cli_wrote(tmp_path, mnist_images)
     train = source.load("train")
     assert len(train) == 40 and np.array_equal(train.labels, mnist_images[1][:40])
     for i in (0, 2, 39):
-        assert np.array_equal(train.sequence(i), builder.image_to_sequence(mnist_images[0][i]))
+        assert np.array_equal(train.sequence(i), pipeline.image_to_sequence(mnist_images[0][i]))
     assert len(source.load("test", limit=10)) == 10
 
 
@@ -120,7 +120,7 @@ def test_build_cli_writes_the_published_sample_files_byte_for_byte(tmp_path):
 @pytest.mark.slow
 @needs_mnist
 def test_full_build_of_all_70000_images(full_data_dir, mnist_images, monkeypatch):
-    monkeypatch.setattr(builder, "build", lambda *a, **k: pytest.fail("rebuilt despite the cache"))
+    monkeypatch.setattr(pipeline, "build", lambda *a, **k: pytest.fail("rebuilt despite the cache"))
     monkeypatch.setattr(mnist, "locate_mnist", lambda *a, **k: pytest.fail("looked for MNIST despite the cache"))
     source = MnistSource(data_dir=full_data_dir)   # from the cache
     train, test = source.load("train"), source.load("test")
@@ -136,4 +136,4 @@ def test_full_build_of_all_70000_images(full_data_dir, mnist_images, monkeypatch
         # The cache may be older than this session (it is built once per data folder): every
         # 50th image, built again now, gives the cached sequence.
         for i in range(0, len(images), 50):
-            assert np.array_equal(strokes.sequence(i), builder.image_to_sequence(images[i])), i
+            assert np.array_equal(strokes.sequence(i), pipeline.image_to_sequence(images[i])), i

@@ -13,7 +13,7 @@ import torch
 
 from isl.data.datamodule import StrokeDataModule
 from isl.models.module import SequenceMDN
-from isl.transfer import predictor_checkpoint
+from isl.tools.transfer import predictor_checkpoint
 import preloaded
 from conftest import MNIST_DIR, REPO, needs_mnist
 
@@ -104,7 +104,7 @@ def test_scratch_needs_no_sweep_and_a_missing_source_job_is_named(tmp_path):
 
 
 def test_a_source_job_without_weights_is_named_with_what_to_do(tmp_path):
-    # a job as isl.records keeps it (experiment 1's records: result.json, metrics, no checkpoints)
+    # a job as isl.tools.records keeps it (experiment 1's records: result.json, metrics, no checkpoints)
     record = next((REPO / "results" / "exp1-strat-10M").glob("3-*curriculum=length,seed=1"))
     shutil.copytree(record, tmp_path / record.name)
     with pytest.raises(ValueError, match=f"job {record.name} has no checkpoints/last.ckpt .*train it again"):
@@ -132,7 +132,7 @@ def test_transfer_sweep_from_scratch_and_from_predictors_end_to_end(tmp_path):
     for job in jobs:
         rows = [r for r in csv.DictReader((job / "metrics.csv").open()) if r["test/accuracy"]]
         assert len(rows) >= 2 and float(rows[-1]["points"]) >= 3000
-    report = preloaded.run([sys.executable, "-m", "isl.report", str(transfer)], cwd=REPO, env=env,
+    report = preloaded.run([sys.executable, "-m", "isl.tools.report", str(transfer)], cwd=REPO, env=env,
                            capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr
     summary = (transfer / "report" / "summary.md").read_text()

@@ -1,5 +1,5 @@
 """The visual analyses: class belief, predicted densities, their snapshots during training, and
-the ``python -m isl.analyze`` command, on a small LSTM briefly trained on real sequences."""
+the ``python -m isl.tools.analyze`` command, on a small LSTM briefly trained on real sequences."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 import isl.viz  # noqa: F401  (Agg)
-from isl import analyze
+from isl.tools import analyze
 from isl.data.datamodule import StrokeDataModule
 from isl.models.module import SequenceMDN
 from isl.viz.belief import class_probabilities, plot_class_belief, predict
@@ -153,7 +153,7 @@ def test_analyze_writes_the_figures(trained, tmp_path, monkeypatch, real_source,
         with Image.open(out / name) as image:
             assert ink(image) > 0.04, name
         record = json.loads((out / f"{name}.json").read_text())     # what it was drawn from
-        assert record["command"].startswith("python -m isl.analyze ") and "--digits 0,3" in record["command"]
+        assert record["command"].startswith("python -m isl.tools.analyze ") and "--digits 0,3" in record["command"]
         assert record["checkpoint"] == str(checkpoint.resolve())
         assert record["points"] == torch.load(checkpoint, weights_only=True)["points_processed"] > 0
     assert "digit 3" in capsys.readouterr().out

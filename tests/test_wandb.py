@@ -1,5 +1,5 @@
 """``logger=wandb``: the W&B run of a job, offline here, read back from its ``.wandb`` files
-(``isl.wandb_offline.read_records``)."""
+(``isl.training.wandb_offline.read_records``)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from omegaconf import OmegaConf
 import preloaded
 from conftest import MNIST_DIR, REPO
 from isl.data.build import main as build_cli
-from isl.loggers import (REDACTED, IslWandbLogger, build_loggers, credentials_source, redact,
+from isl.training.loggers import (REDACTED, IslWandbLogger, build_loggers, credentials_source, redact,
                          redact_text, resolve_mode)
-from isl.wandb_offline import read_records
+from isl.training.wandb_offline import read_records
 
 wandb = pytest.importorskip("wandb")
 
@@ -223,7 +223,7 @@ def test_wandb_gets_the_rows_it_lacks_from_metrics_csv_and_never_a_row_twice(tmp
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("WANDB_MODE", "offline")
     attempt(tmp_path, range(0, 10), kept=0)              # W&B writes rows 0-9
-    with caplog.at_level("INFO", logger="isl.loggers"):
+    with caplog.at_level("INFO", logger="isl.training.loggers"):
         attempt(tmp_path, range(6, 12), kept=6)          # killed after row 9, checkpoint at row 6
         assert "holds 10 rows of metrics.csv's 6; the resumed run sends only the later ones" in caplog.text
         attempt(tmp_path, range(16, 18), kept=16)        # as if rows 12-15 were logged, never written

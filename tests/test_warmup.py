@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 
-import isl.config  # noqa: F401  (the schema, for Hydra's own compose)
-from isl.baselines import compose
-from isl.rundir import _flat
+import isl.training.config  # noqa: F401  (the schema, for Hydra's own compose)
+from isl.tools.baselines import compose
+from isl.training.rundir import _flat
 
 # in the sweep's order: regular and length first, the units check of results.md section 8
 ARMS = {"regular": ("isl.curricula.regular.Regular", 0),
@@ -24,7 +24,7 @@ def flat(*overrides) -> dict:
 def test_the_sweep_is_five_arms_by_two_units_by_three_seeds():
     from hydra import compose as hydra_compose, initialize_config_dir
 
-    from isl.baselines import ROOT
+    from isl.tools.baselines import ROOT
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         cfg = hydra_compose("config", ["experiment=warmup"], return_hydra_config=True)
     params = cfg.hydra.sweeper.params

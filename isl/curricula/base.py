@@ -8,7 +8,7 @@ from collections import deque
 
 import lightning as L
 
-from isl.checks import positive_int
+from isl.core.checks import positive_int
 from isl.models.metrics import rmse_per_coordinate
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from numbers import Integral, Real
 
-from isl.checks import positive_int
+from isl.core.checks import positive_int
 from isl.curricula.base import Curriculum
 
 DOUBLE = "double"
@@ -80,12 +80,12 @@ class LengthWarmup(Curriculum):
     def _points(self, trainer) -> int:
         if self.duration > 1:
             return int(self.duration)
-        # The budget is the points schedule's (isl.callbacks, which imports the curricula: found
+        # The budget is the points schedule's (isl.training.callbacks, which imports the curricula: found
         # by its attribute).
         budgets = {c.budget for c in trainer.callbacks if isinstance(getattr(c, "budget", None), int)}
         if len(budgets) != 1:
             raise ValueError(f"curriculum.duration={self.duration} is a fraction of the run's budget, "
-                             "but the trainer has no points schedule (isl.callbacks.PointsSchedule) "
+                             "but the trainer has no points schedule (isl.training.callbacks.PointsSchedule) "
                              "to take it from: give the duration in points")
         return max(round(self.duration * budgets.pop()), 1)
 

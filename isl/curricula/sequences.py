@@ -4,7 +4,7 @@ points per sequence in use: a window that grows with the data (it takes no ``min
 
 from __future__ import annotations
 
-from isl.checks import positive_int
+from isl.core.checks import positive_int
 from isl.curricula.base import Curriculum, doubled, doubling_stages
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from isl.data.sequences import StrokeSet
-from isl.files import atomic_file
+from isl.core.files import atomic_file
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from isl.checks import positive_int
-from isl.data.curriculum import CurriculumBatchSampler, CurriculumState, check_batching
+from isl.core.checks import positive_int
+from isl.data.sampler import CurriculumBatchSampler, CurriculumState, check_batching
 from isl.data.sequences import StrokeSet
-from isl.data.units import SCALINGS, offset_units, to_units
+from isl.core.units import to_units
+from isl.data.scaling import SCALINGS, offset_units
 from isl.data.sources import StrokeSource
 
 
@@ -20,7 +21,7 @@ from isl.data.sources import StrokeSource
 class StrokeBatch:
     """Sequences padded to the longest in the batch (after curriculum truncation).
 
-    ``steps[..., :2]`` are offsets in input units (``isl.data.units``), ``to_units(pixels, offset_shift,
+    ``steps[..., :2]`` are offsets in input units (``isl.core.units``), ``to_units(pixels, offset_shift,
     offset_scale)`` with the DataModule's numbers (row 0, the start point, converted alike);
     ``steps[..., 2:]`` the end-of-stroke and end-of-digit flags. Padding is zero and ``mask`` is
     False there. ``n_points`` counts the real steps (``data.count``), the paper's unit of progress.

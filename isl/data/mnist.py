@@ -21,7 +21,7 @@ from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, Time
                            TransferSpeedColumn)
 
 from isl.data.sequences import DataFormatError
-from isl.files import atomic_file
+from isl.core.files import atomic_file
 
 # (images, labels) file names of each split.
 SPLIT_FILES = {

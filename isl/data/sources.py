@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from isl.data import builder, mnist, published
+from isl.data import pipeline, mnist, published
 from isl.data.cache import read_strokes, write_strokes
 from isl.data.sequences import StrokeSet
 
@@ -36,7 +36,7 @@ def _check_split(split: str) -> None:
 
 
 class MnistSource:
-    """Stroke sequences built from the four MNIST IDX files by ``isl.data.builder``."""
+    """Stroke sequences built from the four MNIST IDX files by ``isl.data.pipeline``."""
 
     def __init__(self, mnist_dir: str | None = None, search_dirs=(), data_dir: str = "data",
                  download: bool = True, workers: int | None = None):
@@ -50,7 +50,7 @@ class MnistSource:
         self.workers = workers
 
     def cache_path(self, split: str) -> Path:
-        key = hashlib.sha256(f"{mnist.split_checksum(split)}|builder-{builder.BUILDER_VERSION}"
+        key = hashlib.sha256(f"{mnist.split_checksum(split)}|builder-{pipeline.BUILDER_VERSION}"
                              .encode()).hexdigest()[:16]
         return self.data_dir / "cache" / f"mnist-{split}-{key}.npz"
 
@@ -66,7 +66,7 @@ class MnistSource:
             log.info("Building %s stroke sequences from %d MNIST images on %d processes...",
                      split, len(images), workers)
             start = time.perf_counter()
-            strokes = builder.build(images, labels, workers)
+            strokes = pipeline.build(images, labels, workers)
             write_strokes(path, strokes)
             log.info("Built %d sequences in %.1f s, cached at %s",
                      len(strokes), time.perf_counter() - start, path)

@@ -11,17 +11,16 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from isl.checks import positive_int
-from isl.data.units import to_pixels, to_units
+from isl.core.units import to_pixels, to_units
 from isl.models.backbones import BACKBONES, INPUT_SIZE
 from isl.models.mdn import RHO_BOUND, SIGMA_FLOOR_PX, Mixture, MixtureDensityHead
-from isl.models.metrics import rmse_per_coordinate
+from isl.models.metrics import SUMS, discretised_bits, metric_means
+from isl.models.loading import load_weights
 from isl.models.moves import Moves, MovesHead
+from isl.models.original import max_weight, misaligned, tf_initialise
+from isl.models.settings import check_settings
 
-# Accumulated between log calls, as sums over points (or sequences, for accuracy); "bits" only
-# in evaluation (the discretised score costs a quadrature per component).
 LOGGING = "[isl]write_metrics"  # the profiler's name for sending metrics to the loggers
-_SUMS = ("loss", "nll_px", "bits", "sq_err_sampled", "sq_err_expected", "points", "correct", "sequences")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -39,49 +38,7 @@ class SequenceMDN(L.LightningModule):
                  lr_warmup_points: int = 0, lr_warmup_start: float = 0.0, head: str = "mdn",
                  class_dropout: float = 0.0):
         super().__init__()
-        if head not in HEADS:
-            raise ValueError(f"model.head must be one of {HEADS}, got {head!r}")
-        if network not in BACKBONES:
-            raise ValueError(f"model.network must be one of {sorted(BACKBONES)}, got {network!r}")
-        for key, value in (("hidden", hidden), ("layers", layers), ("components", components)):
-            positive_int(f"model.{key}", value)
-        if grad_clip is not None and not grad_clip > 0:
-            raise ValueError(f"model.grad_clip must be > 0 or null (no clipping), got {grad_clip!r}")
-        for key, value in (("prediction_weight", prediction_weight), ("class_loss_weight", class_loss_weight)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"model.{key} must be a number >= 0, got {value!r}")
-        if sigma_floor_px is not None and not (isinstance(sigma_floor_px, (int, float)) and sigma_floor_px > 0):
-            raise ValueError(f"model.sigma_floor_px must be > 0 (pixels) or null (no floor), got {sigma_floor_px!r}")
-        if not (isinstance(rho_bound, (int, float)) and 0 < rho_bound < 1):
-            raise ValueError(f"model.rho_bound must be in (0, 1), got {rho_bound!r}")
-        if isinstance(max_weight_penalty, bool) or not isinstance(max_weight_penalty, (int, float)) \
-                or max_weight_penalty < 0:
-            raise ValueError(f"model.max_weight_penalty must be a number >= 0, got {max_weight_penalty!r}")
-        if isinstance(nll_epsilon, bool) or not isinstance(nll_epsilon, (int, float)) or not 0 <= nll_epsilon < 1:
-            raise ValueError(f"model.nll_epsilon must be a number in [0, 1), got {nll_epsilon!r}")
-        if not isinstance(misalign_ffnn, bool) or (misalign_ffnn and network != "ffnn"):
-            raise ValueError(f"model.misalign_ffnn must be true or false, and true only with network=ffnn "
-                             f"(got {misalign_ffnn!r} with network={network!r})")
-        if isinstance(lr_warmup_points, bool) or not isinstance(lr_warmup_points, int) or lr_warmup_points < 0:
-            raise ValueError("model.lr_warmup_points must be an integer >= 0 (training points; 0: no "
-                             f"warm-up), got {lr_warmup_points!r}")
-        if isinstance(lr_warmup_start, bool) or not isinstance(lr_warmup_start, (int, float)) \
-                or not 0 <= lr_warmup_start < 1:
-            raise ValueError("model.lr_warmup_start must be a fraction of model.lr in [0, 1), "
-                             f"got {lr_warmup_start!r}")
-        if init not in INITS:
-            raise ValueError(f"model.init must be one of {INITS}, got {init!r}")
-        if prediction_weight == 0 and class_loss_weight == 0:
-            raise ValueError("model.prediction_weight and model.class_loss_weight are both 0: nothing to learn")
-        if not isinstance(class_inputs, bool):
-            raise ValueError(f"model.class_inputs must be true or false, got {class_inputs!r}")
-        if isinstance(class_dropout, bool) or not isinstance(class_dropout, (int, float)) \
-                or not 0 <= class_dropout < 1 or (class_dropout and not class_inputs):
-            raise ValueError("model.class_dropout must be a fraction in [0, 1), above 0 only with "
-                             f"model.class_inputs=true, got {class_dropout!r}")
-        if class_inputs and class_loss_weight:
-            raise ValueError("model.class_inputs=true with model.class_loss_weight > 0 (task=classify): "
-                             "the class to predict would be one of the inputs")
+        check_settings(**{k: v for k, v in locals().items() if k not in ('self', '__class__')})
         self.save_hyperparameters()
         # The step is written out (Lightning's manual optimization): it does the same as the
         # automatic loop with a fraction of its per-step overhead, which matters at the length
@@ -131,7 +88,7 @@ class SequenceMDN(L.LightningModule):
         """What ``forward`` takes as ``classes`` for sequences of these labels: the labels for a
         class-conditional model, nothing for any other. In training, ``model.class_dropout`` of
         them (drawn per sequence) are ``NO_CLASS``, so that the model also learns to predict
-        without the class: what classifier-free guidance (``isl.generate --guidance``) needs."""
+        without the class: what classifier-free guidance (``isl.tools.generate --guidance``) needs."""
         if not self.hparams.class_inputs:
             return None
         if self.training and self.hparams.class_dropout:
@@ -174,17 +131,14 @@ class SequenceMDN(L.LightningModule):
     # --- one batch ----------------------------------------------------------------------------
     def _measure(self, batch, generator: torch.Generator | None = None, discrete: bool = False,
                  per_sequence: bool = False) -> tuple[torch.Tensor, ...]:
-        """Loss of a batch and its metric sums (see _SUMS), in pixels where it matters;
+        """Loss of a batch and its metric sums (see SUMS), in pixels where it matters;
         ``discrete`` adds the discretised score (bits); ``per_sequence`` a third item, each
         sequence's squared sampled error and real points, (B, 2)."""
         mixture, _ = self(batch.steps, classes=self.classes_for(batch.labels))
         # Step t predicts step t + 1; the last position only feeds the class output.
         prediction = mixture.map(lambda t: t[:, :-1])
         if self.hparams.misalign_ffnn:
-            # The paper's code's FFNN (model.py): its predictions flattened time-major (row r is
-            # step r // B of sequence r % B), its targets batch-major (step r % T of sequence
-            # r // T), so row r's prediction is scored against another step's target.
-            prediction = prediction.map(lambda t: t.transpose(0, 1).reshape(t.shape))
+            prediction = misaligned(prediction)
         target, mask = batch.steps[:, 1:], batch.mask[:, 1:]
         nll = prediction.nll(target, mask, self.hparams.nll_epsilon)
         loss = self.hparams.prediction_weight * nll
@@ -200,7 +154,7 @@ class SequenceMDN(L.LightningModule):
             sampled = self.to_pixels(prediction.sample(generator)[mask])
             expected = self.to_pixels(prediction.mean()[mask])
             n = mask.sum()
-            bits = self._bits(prediction, target, mask, true_xy) if discrete else torch.zeros_like(loss)
+            bits = discretised_bits(prediction, target, mask, true_xy, self.to_units) if discrete else torch.zeros_like(loss)
             sq_sampled = (sampled - true_xy) ** 2
             sums = torch.stack([loss.detach() * n, (nll.detach() + self.log_jacobian) * n, bits,
                                 sq_sampled.sum(),
@@ -218,22 +172,6 @@ class SequenceMDN(L.LightningModule):
                 self.last_sequence_sums = sequences
         return (loss, sums, sequences) if per_sequence else (loss, sums)
 
-    def _bits(self, prediction: Mixture | Moves, target: torch.Tensor, mask: torch.Tensor,
-              true_xy: torch.Tensor) -> torch.Tensor:
-        """Sum over real points of -log2 P(step) with every part of a step discrete: the mass of
-        the true offset's pixel cell (offset +- 0.5 px) times the two Bernoulli probabilities.
-        Bounded (P <= 1) and the same in every input unit, unlike a density. The moves head's
-        P(row) is already that (isl.models.moves)."""
-        masked = prediction.map(lambda t: t[mask])
-        if isinstance(masked, Moves):
-            return -masked.log_prob(target[mask]).sum() / math.log(2)
-        cell = torch.round(true_xy)
-        log_mass = masked.cell_log_mass(self.to_units(cell - 0.5), self.to_units(cell + 0.5))
-        flags = target[mask][:, 2:]
-        flag_nll = (F.binary_cross_entropy_with_logits(masked.eos_logit, flags[:, 0], reduction="sum")
-                    + F.binary_cross_entropy_with_logits(masked.eod_logit, flags[:, 1], reduction="sum"))
-        return (flag_nll - log_mass.sum()) / math.log(2)
-
     def _where(self) -> str:
         phase = "in training" if self.training else "in evaluation"
         return (f"{phase} at step {self.global_step} after {self.points_processed:,} sequence points; "
@@ -242,7 +180,7 @@ class SequenceMDN(L.LightningModule):
     def training_step(self, batch, batch_idx):
         loss, sums = self._measure(batch)
         if self.hparams.max_weight_penalty:
-            loss = loss + self.hparams.max_weight_penalty * self._max_weight()
+            loss = loss + self.hparams.max_weight_penalty * max_weight(self)
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
@@ -273,28 +211,11 @@ class SequenceMDN(L.LightningModule):
         for group in optimizer.param_groups:
             group["lr"] = decayed * factor
 
-    def _max_weight(self) -> torch.Tensor:
-        """The paper's code's ``max_weight_regularization`` (model.py getRegularizationTerm):
-        max(0, the largest element of any trainable variable whose TF name contains no "Bias").
-        Its LSTM and hidden-layer biases are named "biases"/"bias" (lower case), so only the
-        output layer's bias is left out. Signed, not absolute, as written there."""
-        largest = torch.stack([self._as_tf_variable(name, p).max() for name, p in self.named_parameters()
-                               if name != "head.linear.bias"])
-        return largest.max().clamp_min(0)
-
-    def _as_tf_variable(self, name: str, p: torch.Tensor) -> torch.Tensor:
-        """The parameter as the paper's TF variable holds it: with init=tf the forget gate's
-        constant 1.0 lives in ``bias_ih`` here and in the cell there."""
-        if self.hparams.init != "tf" or not name.startswith("backbone.lstm.bias_ih"):
-            return p
-        hidden = self.backbone.lstm.hidden_size
-        return torch.cat([p[:hidden], p[hidden:2 * hidden] - 1.0, p[2 * hidden:]])
-
     def last_batch_error(self) -> tuple[float, int]:
         """(sum of squared sampled-offset errors in pixels over both coordinates, real points) of
         the last training batch, over all processes, so that every rank's curriculum decides
         alike; ``rmse_per_coordinate(*last_batch_error())`` is its per-coordinate RMSE."""
-        picked = self.last_sums[[_SUMS.index("sq_err_sampled"), _SUMS.index("points")]]
+        picked = self.last_sums[[SUMS.index("sq_err_sampled"), SUMS.index("points")]]
         sq, n = self._sum_over_ranks(picked).tolist()
         return sq, int(n)
 
@@ -325,7 +246,7 @@ class SequenceMDN(L.LightningModule):
             raise NonFiniteLossError(f"gradients are not finite {self._where()}")
 
     def _log_train(self) -> None:
-        s = dict(zip(_SUMS, self._sum_over_ranks(self._sums).tolist()))
+        s = dict(zip(SUMS, self._sum_over_ranks(self._sums).tolist()))
         now = time.perf_counter()
         metrics = metric_means(s, "train", density=self.hparams.head == "mdn")
         if self._clock is not None:
@@ -344,7 +265,7 @@ class SequenceMDN(L.LightningModule):
         Lightning's next logging step and aggregate them by optimizer step, not by points.
         """
         metrics = {**metrics, "points": float(self.points_processed)}
-        with self.trainer.profiler.profile(LOGGING):  # a no-op unless profiled (isl.bench run)
+        with self.trainer.profiler.profile(LOGGING):  # a no-op unless profiled (isl.tools.bench run)
             for logger in self.loggers:
                 logger.log_metrics(metrics, step=self.global_step)
 
@@ -358,7 +279,7 @@ class SequenceMDN(L.LightningModule):
         self.eval()
         world, rank = self._world(), (self.global_rank if self._trainer is not None else 0)
         generator = torch.Generator(device=self.device).manual_seed(seed + rank)
-        total = torch.zeros(len(_SUMS), device=self.device)
+        total = torch.zeros(len(SUMS), device=self.device)
         table = None if sequence_errors is None else torch.zeros(sequence_errors.shape, device=self.device)
         # Evaluation observes, never steers: training draws its sampled-RMSE points (which the
         # length curriculum steps on) from torch's global generator, and a DataLoader draws its
@@ -375,7 +296,7 @@ class SequenceMDN(L.LightningModule):
         self.train(was_training)
         if table is not None:
             sequence_errors += self._sum_over_ranks(table).to(sequence_errors)
-        return metric_means(dict(zip(_SUMS, self._sum_over_ranks(total).tolist())), "test", discrete=True,
+        return metric_means(dict(zip(SUMS, self._sum_over_ranks(total).tolist())), "test", discrete=True,
                             density=self.hparams.head == "mdn")
 
     # --- optimisation -------------------------------------------------------------------------
@@ -397,44 +318,8 @@ class SequenceMDN(L.LightningModule):
                                  same_units=hasattr(self.trainer.datamodule, "offset_scale"))
 
     def load_pretrained(self, path: str, same_units: bool = False) -> None:
-        """Start from the weights of another run's checkpoint (e.g. a predictor, for transfer to
-        classification). Every weight must match: the networks must have the same shape; with
-        ``same_units``, its input units must be those already set from this run's data (a
-        network fed offsets in other units than it learned on would silently start from noise)."""
-        try:
-            checkpoint = torch.load(path, map_location=self.device, weights_only=True)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"model.init_from: no checkpoint at {path}") from None
-        except Exception as err:  # a corrupt or foreign file
-            raise ValueError(f"model.init_from: cannot read {path} as a checkpoint ({err})") from err
-        weights = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
-        if weights is None:
-            raise ValueError(f"model.init_from: {path} holds no state_dict")
-        # Before the shapes: a class-conditional network differs in its first layer only, and
-        # the key says why better than a weight's shape does.
-        theirs, ours = bool(checkpoint.get("hyper_parameters", {}).get("class_inputs", False)), \
-            self.hparams.class_inputs
-        if theirs != ours:
-            raise ValueError(f"model.init_from: {path} was trained with model.class_inputs={_yaml(theirs)}, "
-                             f"this run has model.class_inputs={_yaml(ours)}: a network must be fed the "
-                             "inputs it was trained on")
-        ours = self.state_dict()
-        wrong = [f"{k} {tuple(v.shape)} vs ours {tuple(ours[k].shape)}" for k, v in weights.items()
-                 if k in ours and v.shape != ours[k].shape]
-        missing, unexpected = sorted(set(ours) - set(weights)), sorted(set(weights) - set(ours))
-        if wrong or missing or unexpected:
-            raise ValueError(f"model.init_from: {path} is a different network: "
-                             + "; ".join(filter(None, [", ".join(wrong), "missing " + ", ".join(missing)
-                                                       if missing else "", "unexpected " + ", ".join(unexpected)
-                                                       if unexpected else ""])))
-        units = ("offset_shift", "offset_scale")
-        if same_units and not all(torch.allclose(weights[k], ours[k], rtol=1e-5, atol=1e-6) for k in units):
-            raise ValueError(
-                f"model.init_from: {path} was trained on offsets in other input units (shift, "
-                f"scale in pixels: {_rounded([weights[k] for k in units])}) than this run's data "
-                f"gives ({_rounded([ours[k] for k in units])}): run with the data settings it was "
-                "trained with (data.scaling, data.num_train)")
-        self.load_state_dict(weights)
+        """Start from the weights of another run's checkpoint (``isl.models.loading.load_weights``)."""
+        load_weights(self, path, same_units)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # What an exact resume needs beyond Lightning's own state: the points counter, the
@@ -451,71 +336,7 @@ class SequenceMDN(L.LightningModule):
             self._sums = torch.zeros_like(self._sums)
 
 
-INITS = ("torch", "tf")
 NO_CLASS = -1  # a class-conditional model's input for "no class" (SequenceMDN.forward)
-HEADS = ("mdn", "moves")
-
-
-def tf_initialise(net: SequenceMDN) -> None:
-    """The paper's code's initial weights (TF 1.x ``tf.get_variable`` defaults, no
-    ``useInitializers``): Glorot-uniform for every weight and for the output layer's and the
-    feedforward layers' biases (a 1-D variable has fan-in = fan-out = its size), zero LSTM
-    biases with BasicLSTMCell's forget bias of 1.0 (added in the cell there, put in the bias
-    here: the same function). An LSTM layer's kernel is one [input + hidden, 4 hidden] matrix
-    in TF, so its Glorot limit is taken over that shape."""
-    def glorot(t: torch.Tensor, fan_in: int, fan_out: int) -> None:
-        limit = math.sqrt(6 / (fan_in + fan_out))
-        torch.nn.init.uniform_(t, -limit, limit)
-
-    with torch.no_grad():
-        for name, p in net.named_parameters():
-            if name.startswith("backbone.lstm."):
-                hidden = net.backbone.lstm.hidden_size
-                if name.startswith("backbone.lstm.weight"):
-                    layer = int(name.rsplit("l", 1)[1])
-                    inputs = net.backbone.lstm.input_size if layer == 0 else hidden
-                    glorot(p, inputs + hidden, 4 * hidden)
-                else:  # bias_ih and bias_hh: their sum is the cell's bias
-                    p.zero_()
-                    if name.startswith("backbone.lstm.bias_ih"):
-                        p[hidden:2 * hidden] = 1.0  # PyTorch's gate order: input, forget, cell, output
-            elif p.dim() == 2:
-                glorot(p, p.shape[1], p.shape[0])
-            else:
-                glorot(p, len(p), len(p))
-
-
-def check_class_inputs(model: SequenceMDN, wanted: bool, who: str, what: str = "this model") -> None:
-    """Refuse ``model`` (``what``, e.g. its checkpoint) unless its ``class_inputs`` is ``wanted``,
-    naming the key and both values; ``who`` is the tool or option that feeds it."""
-    have = bool(model.hparams.class_inputs)
-    if have != wanted:
-        raise ValueError(f"{who} needs a model with model.class_inputs={_yaml(wanted)}; {what} has "
-                         f"model.class_inputs={_yaml(have)}")
-
-
-def _yaml(flag: bool) -> str:
-    return "true" if flag else "false"
-
-
-def _rounded(tensors: list[torch.Tensor]) -> list:
-    return [[round(v, 3) for v in t.tolist()] for t in tensors]
-
-
-def metric_means(sums: dict[str, float], prefix: str, discrete: bool = False,
-                 density: bool = True) -> dict[str, float]:
-    """Metric sums over points -> the logged means; RMSE in pixels per coordinate. ``loss`` is
-    the training objective (densities in input units); ``nll_px`` (with ``density``: a head with
-    a density, the MDN) the prediction NLL per point with the offset density in pixels
-    (comparable across units); ``bits_per_point`` (with ``discrete``) the discretised score."""
-    points, sequences = max(sums["points"], 1.0), max(sums["sequences"], 1.0)
-    discretised = {f"{prefix}/bits_per_point": sums["bits"] / points} if discrete else {}
-    nll_px = {f"{prefix}/nll_px": sums["nll_px"] / points} if density else {}
-    return {f"{prefix}/loss": sums["loss"] / points, **nll_px,
-            **discretised,
-            f"{prefix}/rmse_sampled": rmse_per_coordinate(sums["sq_err_sampled"], points),
-            f"{prefix}/rmse_expected": rmse_per_coordinate(sums["sq_err_expected"], points),
-            f"{prefix}/accuracy": sums["correct"] / sequences}
 
 
 def load_model(checkpoint, device: str = "cpu") -> SequenceMDN:

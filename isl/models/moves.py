@@ -21,7 +21,7 @@ point compare directly. It has no density: ``test/nll_px`` is left empty for it.
 
 **Temperature** T divides every logit (kind, dx, dy) before sampling; T = 1 samples plainly.
 
-Offsets enter and leave in input units (``isl.data.units``), as the MDN's do: the head holds the
+Offsets enter and leave in input units (``isl.core.units``), as the MDN's do: the head holds the
 units (``set_units``) and rounds a target's offset back to whole pixels to encode it.
 """
 
@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from isl.data.units import to_pixels, to_units
+from isl.core.units import to_pixels, to_units
 
 REACH = 27  # the largest whole-pixel offset on a 28 x 28 canvas
 MOVES = torch.tensor([(-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1)],

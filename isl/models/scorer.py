@@ -1,4 +1,4 @@
-"""The digit scorer's network; ``isl.score`` renders the digits, trains it and caches it."""
+"""The digit scorer's network; ``isl.tools.score`` renders the digits, trains it and caches it."""
 
 from __future__ import annotations
 

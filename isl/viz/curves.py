@@ -21,7 +21,7 @@ def plot_curves(cells: dict, metric: str, path: Path, xscale: str = "log", title
                 cell_title=str, ylabel: str = "test RMSE (pixels)", yscale: str = "linear",
                 references: dict[str, str] | None = None, higher_is_better: bool = False,
                 references_are: str = "trivial predictors") -> Path:
-    """Plot ``cells`` ({cell: {curriculum: Curve}}, as ``isl.sweeps.aggregate`` returns) to
+    """Plot ``cells`` ({cell: {curriculum: Curve}}, as ``isl.tools.sweeps.aggregate`` returns) to
     ``path``. ``references`` ({key of Curve.reference: label}) are drawn as labelled dashed
     horizontal lines, named in the subtitle by ``references_are``: by default what trivial
     predictors score on the same test set. ``regular``'s best is its lowest value, or its

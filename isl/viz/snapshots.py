@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.animation import FuncAnimation, PillowWriter
 
 import isl.viz  # noqa: F401  (Agg backend, before any figure)
-from isl.checks import positive_int
+from isl.core.checks import positive_int
 from isl.viz.density import density_map, draw_density
 
 GIF_NAME = "density-snapshots.gif"
