@@ -10,19 +10,19 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-import isl.config  # noqa: F401  (registers the config schema with Hydra)
-from isl.usage import refuse, wrong_input
-import isl.transfer  # noqa: F401  (registers ${isl.predictor:...} for experiment=transfer)
+import isl.training.config  # noqa: F401  (registers the config schema with Hydra)
+from isl.training.usage import refuse, wrong_input
+import isl.tools.transfer  # noqa: F401  (registers ${isl.predictor:...} for experiment=transfer)
 
 os.environ.setdefault("ISL_ROOT", str(Path(__file__).resolve().parent))
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from isl.callbacks import Interrupted
-    from isl.console import route_lightning_logs
-    from isl.rundir import OtherConfigError
-    from isl.train import run  # after Hydra parsed the command line: `--help` stays instant
+    from isl.training.callbacks import Interrupted
+    from isl.core.console import route_lightning_logs
+    from isl.training.rundir import OtherConfigError
+    from isl.training.train import run  # after Hydra parsed the command line: `--help` stays instant
 
     route_lightning_logs()
     out_dir = Path(HydraConfig.get().runtime.output_dir)
