@@ -24,3 +24,19 @@ def positive_int_arg(text: str) -> int:
         return positive_int("value", int(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+
+
+def positive_float_arg(text: str) -> float:
+    """An argparse ``type=`` for a number > 0 (a sampling temperature)."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
+
+
+def non_negative_float_arg(text: str) -> float:
+    """An argparse ``type=`` for a number >= 0 (a sampling bias, a guidance weight)."""
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value

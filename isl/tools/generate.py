@@ -85,7 +85,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from isl.core.checks import positive_int, positive_int_arg
+from isl.core.checks import non_negative_float_arg, positive_float_arg, positive_int, positive_int_arg
 from isl.data.flags import add_data_flags
 from isl.data.published import write_generated
 from isl.tools.starts import real_prefixes, training_starts
@@ -241,9 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=positive_int_arg, default=16, help="digits to generate (default 16)")
     parser.add_argument("--out", required=True, help="PNG file to write")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--temperature", type=float, default=1.0,
+    parser.add_argument("--temperature", type=positive_float_arg, default=1.0,
                         help="sampling temperature > 0 for either head (default 1: plain sampling)")
-    parser.add_argument("--bias", type=float, default=0.0,
+    parser.add_argument("--bias", type=non_negative_float_arg, default=0.0,
                         help="sampling bias >= 0 of the mixture-density head, Graves section 5.4 "
                              "(default 0: plain sampling)")
     parser.add_argument("--whole-pixels", action="store_true",
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--digit", type=int, choices=range(10), default=None, metavar="D",
                         help="the digit to draw, for a model trained with model.class_inputs=true "
                              "(default for one: digits 0-9 in turn)")
-    parser.add_argument("--guidance", type=float, default=0.0, metavar="W",
+    parser.add_argument("--guidance", type=non_negative_float_arg, default=0.0, metavar="W",
                         help="classifier-free guidance weight > 0 for a class-conditional model trained with "
                              "model.class_dropout > 0 (default 0: none)")
     parser.add_argument("--cols", type=positive_int_arg, default=8, help="digits per grid row (default 8)")
@@ -272,12 +272,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # e.g. the scorer trained on first use
-    if args.bias < 0:
-        parser.error("--bias must be >= 0")
-    if not args.temperature > 0:
-        parser.error("--temperature must be > 0")
-    if args.guidance < 0:
-        parser.error("--guidance must be >= 0")
     if args.prime is not None and not 1 <= args.prime <= args.max_steps:
         parser.error("--prime must be between 1 and --max-steps")
     if args.prime is not None and args.start is not None:

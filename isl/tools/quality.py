@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from isl.core.checks import positive_int_arg
+from isl.core.checks import non_negative_float_arg, positive_float_arg, positive_int_arg
 from isl.data.flags import add_data_flags
 from isl.data.published import write_generated
 from isl.core.files import atomic_write
@@ -243,11 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-conditional", type=positive_int_arg, default=1000,
                         help="digits per kept copy of a class-conditional model, asked for 0-9 in turn (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the starts and the sampling (default 0)")
-    parser.add_argument("--temperature", type=float, default=1.0,
+    parser.add_argument("--temperature", type=positive_float_arg, default=1.0,
                         help="sampling temperature > 0 (default 1: plain sampling)")
-    parser.add_argument("--bias", type=float, default=0.0,
+    parser.add_argument("--bias", type=non_negative_float_arg, default=0.0,
                         help="sampling bias >= 0, mixture-density heads only (default 0)")
-    parser.add_argument("--guidance", type=float, default=0.0, metavar="W",
+    parser.add_argument("--guidance", type=non_negative_float_arg, default=0.0, metavar="W",
                         help="classifier-free guidance weight >= 0 for class-conditional models trained with "
                              "model.class_dropout > 0 (isl.tools.generate --guidance; default 0: none)")
     parser.add_argument("--max-steps", type=positive_int_arg, default=100, help="most rows per digit (default 100)")
@@ -255,10 +255,6 @@ def main(argv: list[str] | None = None) -> int:
     add_data_flags(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # e.g. the scorer trained on first use
-    if args.bias < 0:
-        parser.error("--bias must be >= 0")
-    if not args.temperature > 0:
-        parser.error("--temperature must be > 0")
     if not args.sweep.is_dir():
         parser.error(f"no sweep directory at {args.sweep}")
 
@@ -275,8 +271,6 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
 
-    if args.guidance < 0:
-        parser.error("--guidance must be >= 0")
     if args.guidance and (unfit := [d.name for d in job_dirs if not _guidable(d)]):
         parser.error(f"--guidance needs class-conditional models trained with model.class_dropout > 0; "
                      f"not so: {', '.join(unfit)}")
